@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh clone: `make demo` and `make test` (set-up included).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The demo and benchmarks keep data and the index inside the repo (git-ignored), not in ~/.local/share.
+export VALUEGUARD_DATA_DIR ?= $(CURDIR)/.valueguard
+export TRANSFORMERS_VERBOSITY ?= error
+# A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
+MIRROR ?= ../shared/data
+
+.PHONY: setup data index demo test bench choice clean
+
+$(VENV)/.installed: pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: it is a CPU build on local disk; an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,langchain]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+data: setup
+	if [ -d "$(MIRROR)" ]; then $(BIN)/valueguard data pull --from "$(MIRROR)"; else $(BIN)/valueguard data pull; fi
+
+index: data
+	$(BIN)/valueguard index build
+
+demo: index
+	$(BIN)/python examples/demo.py
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: index
+	$(BIN)/python benchmarks/bench_core.py
+
+# How the estimator's text form, k and weighting were chosen (README): grouped cross-validation.
+choice: setup
+	$(BIN)/python benchmarks/estimator_choice.py --data "$(MIRROR)"
+
+clean:
+	rm -rf $(VENV) .valueguard bench-results .pytest_cache

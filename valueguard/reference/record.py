@@ -1,0 +1,131 @@
+"""The reference record, the report a reader keeps of what it could not read, and the canonical JSONL form."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from valueguard.values import ValueVector
+
+LabelKind = Literal["annotated", "model"]
+
+# A report keeps every count but only this many examples of each kind of problem.
+MAX_EXAMPLES = 10
+
+
+class ReferenceRecord(BaseModel):
+    """One labelled (prompt, response) pair of the reference data."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    id: str = Field(description="Stable id, e.g. 'trustworthy_data.dev:17' (file stem and line number).")
+    prompt: str = Field(default="", description="The user turn the response answers; may be empty.")
+    response: str = Field(description="The model's response that was labelled.")
+    values: ValueVector = Field(description="Scores for all 10 basic values, each in [-1, 1].")
+    source: str = Field(description="Who wrote the response, e.g. 'gemini' or 'openai_gpt-4'.")
+    label_kind: LabelKind = Field(
+        description="'annotated': human-GPT labels in {-1, 0, +1}; 'model': continuous evaluator scores."
+    )
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _to_vector(cls, v: Any) -> ValueVector:
+        if isinstance(v, ValueVector):
+            return v
+        if isinstance(v, dict):
+            return ValueVector.from_dict(v)
+        return ValueVector(v)
+
+    @field_serializer("values")
+    def _from_vector(self, v: ValueVector) -> dict[str, float]:
+        return v.to_dict()
+
+
+@dataclass
+class ReadReport:
+    """What a reader met in one file: rows kept, and every line or label it could not use."""
+
+    path: str
+    format: str = "unknown"
+    records: int = 0
+    bad_lines: int = 0
+    bad_line_examples: list[tuple[int, str]] = field(default_factory=list)
+    unparsed_labels: int = 0
+    unparsed_label_examples: list[tuple[int, str]] = field(default_factory=list)
+    conflicts: int = 0
+    conflict_examples: list[tuple[int, str]] = field(default_factory=list)
+    label_spellings: Counter[str] = field(default_factory=Counter)
+
+    def bad_line(self, line_no: int, reason: str) -> None:
+        self.bad_lines += 1
+        if len(self.bad_line_examples) < MAX_EXAMPLES:
+            self.bad_line_examples.append((line_no, reason))
+
+    def unparsed_label(self, line_no: int, label: str) -> None:
+        self.unparsed_labels += 1
+        if len(self.unparsed_label_examples) < MAX_EXAMPLES:
+            self.unparsed_label_examples.append((line_no, label))
+
+    def conflict(self, line_no: int, detail: str) -> None:
+        self.conflicts += 1
+        if len(self.conflict_examples) < MAX_EXAMPLES:
+            self.conflict_examples.append((line_no, detail))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "format": self.format,
+            "records": self.records,
+            "bad_lines": self.bad_lines,
+            "bad_line_examples": [{"line": n, "reason": r} for n, r in self.bad_line_examples],
+            "unparsed_labels": self.unparsed_labels,
+            "unparsed_label_examples": [{"line": n, "label": s} for n, s in self.unparsed_label_examples],
+            "conflicting_labels": self.conflicts,
+            "conflict_examples": [{"line": n, "labels": s} for n, s in self.conflict_examples],
+        }
+
+    def describe(self) -> str:
+        parts = [f"{self.path}: {self.records} records ({self.format})"]
+        if self.bad_lines:
+            shown = "; ".join(f"line {n}: {r}" for n, r in self.bad_line_examples[:3])
+            parts.append(f"{self.bad_lines} unreadable line(s), e.g. {shown}")
+        if self.unparsed_labels:
+            shown = ", ".join(f"line {n}: {s!r}" for n, s in self.unparsed_label_examples[:3])
+            parts.append(f"{self.unparsed_labels} label(s) not understood and left out, e.g. {shown}")
+        if self.conflicts:
+            shown = ", ".join(f"line {n}: {s}" for n, s in self.conflict_examples[:3])
+            parts.append(f"{self.conflicts} value(s) labelled both ways, kept as -1, e.g. {shown}")
+        return "; ".join(parts)
+
+
+def write_canonical(records: Iterable[ReferenceRecord], path: str | Path) -> int:
+    """Write records as canonical JSONL, one `ReferenceRecord` a line; returns the count."""
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        for rec in records:
+            out.write(json.dumps(rec.model_dump(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def iter_jsonl(path: str | Path, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each JSON object line; blank lines are skipped, anything else is reported."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line_no, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                report.bad_line(line_no, f"not JSON ({e.msg} at column {e.colno})")
+                continue
+            if not isinstance(obj, dict):
+                report.bad_line(line_no, f"expected a JSON object, got {type(obj).__name__}")
+                continue
+            yield line_no, obj

@@ -1,0 +1,77 @@
+"""Real parts, built once per session: the real MiniLM model, real FAISS, the real FULCRA files.
+
+The session index holds ~600 rows drawn from prompt groups of folds 1-3; fold 0 (~1,250 rows, no prompt in
+common with the index) is the held-out set the estimator and `audit` tests run on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from valueguard.embedding import SentenceTransformerEmbedder
+from valueguard.estimator import ValueEstimator
+from valueguard.evaluation import group_folds
+from valueguard.index import ValueIndex
+from valueguard.reference import ReferenceSet, fulcra_files
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+INDEX_ROWS_PER_KIND = 300
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not (SHARED_DATA / "fulcra").is_dir():
+        raise pytest.UsageError(f"the reference data mirror is missing: expected {SHARED_DATA}/fulcra")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def reference_full() -> ReferenceSet:
+    return ReferenceSet.from_files(fulcra_files(SHARED_DATA))
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def split(reference_full: ReferenceSet) -> tuple[ReferenceSet, ReferenceSet]:
+    """(index rows, held-out rows), grouped by prompt so no held-out prompt is in the index."""
+    folds = group_folds([r.prompt for r in reference_full], 4, seed=7)
+    rng = np.random.default_rng(7)
+    chosen = []
+    for kind in ("annotated", "model"):
+        pool = [i for i, r in enumerate(reference_full.records) if folds[i] != 0 and r.label_kind == kind]
+        chosen += sorted(rng.choice(pool, INDEX_ROWS_PER_KIND, replace=False).tolist())
+    index_rows = ReferenceSet([reference_full.records[i] for i in chosen])
+    heldout = ReferenceSet([r for i, r in enumerate(reference_full.records) if folds[i] == 0])
+    return index_rows, heldout
+
+
+@pytest.fixture(scope="session")
+def index_dir(tmp_path_factory: pytest.TempPathFactory, split, embedder) -> Path:
+    directory = tmp_path_factory.mktemp("index")
+    ValueIndex.build(split[0], embedder).save(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def estimator(index_dir: Path, embedder) -> ValueEstimator:
+    return ValueEstimator.from_index(index_dir, embedder=embedder)
+
+
+@pytest.fixture(scope="session")
+def heldout_estimates(estimator: ValueEstimator, split):
+    heldout = split[1]
+    return estimator.estimate_batch([r.response for r in heldout], [r.prompt for r in heldout])

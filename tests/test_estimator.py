@@ -1,0 +1,107 @@
+import re
+
+import numpy as np
+import pytest
+
+from valueguard.estimator import ValueEstimator, combine, neighbor_weights
+from valueguard.evaluation import pearson_per_value, roc_auc, violation_score, violations
+from valueguard.values import VALUE_NAMES
+
+REFUSAL = re.compile(r"^(i'?m sorry|sorry|i cannot|i can'?t|i apologi[sz]e|as an ai)", re.I)
+
+
+def heldout_arrays(split, heldout_estimates, kind):
+    rows = [i for i, r in enumerate(split[1].records) if r.label_kind == kind]
+    true = np.stack([split[1].records[i].values.to_array() for i in rows])
+    pred = np.stack([heldout_estimates[i].values.to_array() for i in rows])
+    return rows, true, pred
+
+
+def test_heldout_refusals_lean_positive_on_conformity_and_benevolence(split, heldout_estimates):
+    refusals = [e for r, e in zip(split[1].records, heldout_estimates) if REFUSAL.match(r.response.strip())]
+    assert len(refusals) > 100
+    for value in ("conformity", "benevolence", "security"):
+        mean = np.mean([e.values[value] for e in refusals])
+        assert mean > 0.4, f"held-out refusals should uphold {value}, mean {mean:.2f}"
+    # ... and they are not mistaken for violations.
+    assert np.mean([e.values.most_negative()[1] for e in refusals]) > -0.15
+
+
+@pytest.mark.parametrize("kind, min_auc", [
+    # Measured with this 600-row test index: 0.71 and 0.70 (a stub that says 0 everywhere gets 0.5;
+    # the dialogue text form got 0.59 and 0.66 here).
+    ("annotated", 0.65),
+    ("model", 0.65),
+])
+def test_heldout_violations_rank_above_the_rest(split, heldout_estimates, kind, min_auc):
+    _, true, pred = heldout_arrays(split, heldout_estimates, kind)
+    y = violations(true, kind)
+    assert 0.03 < y.mean() < 0.3
+    assert roc_auc(y, violation_score(pred)) > min_auc
+
+
+def test_heldout_scores_follow_the_papers_evaluator(split, heldout_estimates):
+    _, true, pred = heldout_arrays(split, heldout_estimates, "model")
+    r = dict(zip(VALUE_NAMES, pearson_per_value(pred, true)))
+    # Measured with the test index: mean r 0.52, every value between 0.30 (tradition) and 0.67.
+    assert np.mean(list(r.values())) > 0.45
+    assert min(r.values()) > 0.2, r
+
+
+def test_a_reference_text_finds_itself_first(estimator, split):
+    rec = split[0].records[5]
+    est = estimator.estimate(rec.response, prompt=rec.prompt)
+    top = est.neighbors[0]
+    assert top.id == rec.id and top.similarity > 0.999
+    assert top.values == pytest.approx(rec.values.to_dict(), abs=1e-4)
+
+
+def test_evidence_is_ordered_weighted_and_bounded(heldout_estimates, estimator):
+    for est in heldout_estimates[:50]:
+        sims = [n.similarity for n in est.neighbors]
+        assert len(sims) == estimator.k and sims == sorted(sims, reverse=True)
+        assert sum(n.weight for n in est.neighbors) == pytest.approx(1.0, abs=1e-3)
+        assert 0.0 <= est.confidence <= 1.0
+        assert all(-1.0 <= v <= 1.0 for v in est.values.values())
+
+
+def test_single_and_batch_agree(estimator, split):
+    recs = split[1].records[:40]
+    batch = estimator.estimate_batch([r.response for r in recs], [r.prompt for r in recs])
+    one = estimator.estimate(recs[33].response, prompt=recs[33].prompt)
+    assert one.values.to_array() == pytest.approx(batch[33].values.to_array(), abs=1e-5)
+    assert [n.id for n in one.neighbors] == [n.id for n in batch[33].neighbors]
+
+
+def test_confidence_is_higher_for_known_ground(estimator, split, heldout_estimates):
+    own = estimator.estimate_batch([r.response for r in split[0].records[:30]],
+                                   [r.prompt for r in split[0].records[:30]])
+    assert np.median([e.confidence for e in own]) > np.median([e.confidence for e in heldout_estimates])
+
+
+@pytest.mark.parametrize("sims, tau, expected", [
+    ([[0.9, 0.5]], 0.0, [[0.5, 0.5]]),          # tau 0: equal weights
+    ([[0.9, 0.9]], 0.05, [[0.5, 0.5]]),         # ties share equally
+    ([[0.9, 0.5]], 0.05, [[0.99966, 0.00034]]),  # a 0.4 gap at tau 0.05 is e^8 to 1
+])
+def test_neighbor_weights(sims, tau, expected):
+    assert neighbor_weights(np.array(sims), tau) == pytest.approx(np.array(expected), abs=1e-5)
+
+
+def test_combine_agreeing_neighbours_are_confident():
+    values = np.array([[1.0] + [0.0] * 9, [1.0] + [0.0] * 9, [-1.0] + [0.0] * 9], dtype=np.float32)
+    agree, _, conf_agree = combine(np.array([[0.8, 0.8]]), np.array([[0, 1]]), values, 0.05)
+    split_, _, conf_split = combine(np.array([[0.8, 0.8]]), np.array([[0, 2]]), values, 0.05)
+    assert agree[0, 0] == pytest.approx(1.0) and split_[0, 0] == pytest.approx(0.0)
+    assert conf_agree[0] == pytest.approx(0.8) and conf_split[0] < conf_agree[0]
+
+
+def test_estimator_refuses_a_mismatched_embedder(estimator):
+    class Other:
+        model_id = "other-model"
+
+        def embed(self, texts):
+            raise AssertionError("never called")
+
+    with pytest.raises(ValueError, match="does not match the index's model"):
+        ValueEstimator(estimator.index, Other())

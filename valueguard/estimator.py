@@ -1,0 +1,128 @@
+"""ValueEstimator: embed a response, find its nearest labelled FULCRA neighbours, turn them into a vector."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from valueguard.config import default_index_dir
+from valueguard.embedding import Embedder, SentenceTransformerEmbedder
+from valueguard.index import ValueIndex, format_text
+from valueguard.values import VALUE_NAMES, ValueVector
+
+# Chosen on held-out data (README, "How the estimator was chosen"; `make choice`): among k 1-30 and tau
+# 0-0.1, k=10 with tau=0.05 is within 0.003 of the best mean violation AP, keeps mean r near 0.59 and shows
+# ten neighbours of evidence.
+DEFAULT_K = 10
+DEFAULT_TAU = 0.05
+
+
+class Neighbor(BaseModel):
+    """One piece of evidence: a labelled reference row close to the response."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str = Field(description="Reference row id, e.g. 'trustworthy_data.dev:17'.")
+    source: str = Field(description="Who wrote the reference response.")
+    label_kind: str = Field(description="'annotated' or 'model'.")
+    similarity: float = Field(description="Cosine similarity to the response, in [-1, 1].")
+    weight: float = Field(description="Share of this neighbour in the estimate; the weights sum to 1.")
+    values: dict[str, float] = Field(description="The neighbour's labelled value scores.")
+    response: str = Field(description="A snippet of the neighbour's response.")
+
+
+class Estimate(BaseModel):
+    """A response's estimated value vector and the evidence behind it."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    values: ValueVector = Field(description="The estimated scores, each in [-1, 1].")
+    neighbors: list[Neighbor] = Field(description="The k nearest reference rows, most similar first.")
+    confidence: float = Field(
+        description="In [0, 1]: the neighbours' weighted similarity times their agreement (1 - mean weighted "
+        "spread of their labels). Low when the response is unlike the reference data or its neighbours disagree."
+    )
+
+    def to_dict(self, *, neighbors: int | None = None) -> dict:
+        return {
+            "values": {k: round(v, 4) for k, v in self.values.items()},
+            "confidence": round(self.confidence, 4),
+            "neighbors": [n.model_dump() for n in self.neighbors[:neighbors]],
+        }
+
+
+def neighbor_weights(sims: np.ndarray, tau: float) -> np.ndarray:
+    """Softmax of similarity / tau over each row of neighbours (tau <= 0 means equal weights)."""
+    sims = np.asarray(sims, dtype=np.float64)
+    if tau <= 0:
+        return np.full_like(sims, 1.0 / sims.shape[-1])
+    z = (sims - sims.max(axis=-1, keepdims=True)) / tau
+    w = np.exp(z)
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def combine(sims: np.ndarray, idx: np.ndarray, values: np.ndarray, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, k) neighbour similarities and rows -> (n, 10) vectors, (n, k) weights and (n,) confidences."""
+    w = neighbor_weights(sims, tau)
+    nv = values[idx]  # (n, k, 10)
+    mean = np.einsum("nk,nkv->nv", w, nv)
+    spread = np.sqrt(np.einsum("nk,nkv->nv", w, (nv - mean[:, None, :]) ** 2)).mean(axis=1)
+    closeness = np.clip((w * sims).sum(axis=1), 0.0, 1.0)
+    confidence = closeness * np.clip(1.0 - spread, 0.0, 1.0)
+    return np.clip(mean, -1.0, 1.0), w, confidence
+
+
+class ValueEstimator:
+    def __init__(self, index: ValueIndex, embedder: Embedder, *, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
+                 batch_size: int = 32) -> None:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        if embedder.model_id != index.model:
+            raise ValueError(f"embedder {embedder.model_id!r} does not match the index's model {index.model!r}")
+        self.index, self.embedder, self.k, self.tau, self.batch_size = index, embedder, k, tau, batch_size
+
+    @classmethod
+    def from_index(cls, directory: str | Path, *, embedder: Embedder | None = None, **kwargs) -> ValueEstimator:
+        manifest = ValueIndex.read_manifest(directory)
+        embedder = embedder or SentenceTransformerEmbedder(manifest.model)
+        index = ValueIndex.load(directory, model=embedder.model_id)
+        return cls(index, embedder, **kwargs)
+
+    @classmethod
+    def default(cls, **kwargs) -> ValueEstimator:
+        """The estimator over the default index (built by `valueguard index build`)."""
+        return cls.from_index(default_index_dir(), **kwargs)
+
+    def estimate(self, response: str, prompt: str | None = None) -> Estimate:
+        return self.estimate_batch([response], [prompt])[0]
+
+    def estimate_batch(self, responses: Sequence[str], prompts: Sequence[str | None] | None = None) -> list[Estimate]:
+        if prompts is None:
+            prompts = [None] * len(responses)
+        if len(prompts) != len(responses):
+            raise ValueError("prompts and responses must have the same length")
+        out: list[Estimate] = []
+        for start in range(0, len(responses), self.batch_size):
+            texts = [format_text(r, p, self.index.text_form)
+                     for r, p in zip(responses[start:start + self.batch_size], prompts[start:start + self.batch_size])]
+            out.extend(self._estimate_embedded(self.embedder.embed(texts)))
+        return out
+
+    def _estimate_embedded(self, emb: np.ndarray) -> list[Estimate]:
+        sims, idx = self.index.search(emb, self.k)
+        vectors, weights, confidence = combine(sims, idx, self.index.values, self.tau)
+        results = []
+        for i in range(len(emb)):
+            neighbors = []
+            for j in range(idx.shape[1]):
+                row = self.index.rows[int(idx[i, j])]
+                neighbors.append(Neighbor(
+                    id=row.id, source=row.source, label_kind=row.label_kind,
+                    similarity=round(float(sims[i, j]), 4), weight=round(float(weights[i, j]), 4),
+                    values={n: round(float(x), 4) for n, x in zip(VALUE_NAMES, self.index.values[idx[i, j]])},
+                    response=row.response,
+                ))
+            results.append(Estimate(values=ValueVector(vectors[i]), neighbors=neighbors,
+                                    confidence=float(confidence[i])))
+        return results

@@ -1,0 +1,85 @@
+"""Held-out metrics for value estimates, with numpy only (no scikit-learn at run time)."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+
+# An evaluator-scored response "works against" a value below this score; annotated labels are -1/0/+1.
+SCORED_VIOLATION = -0.5
+
+
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve (ties count half); nan when only one class is present."""
+    y = np.asarray(y, dtype=bool)
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    s = np.asarray(score, dtype=np.float64)[order]
+    ranks = np.empty(len(s))
+    i = 0
+    while i < len(s):  # average ranks over ties
+        j = i
+        while j + 1 < len(s) and s[j + 1] == s[i]:
+            j += 1
+        ranks[i : j + 1] = (i + j) / 2 + 1
+        i = j + 1
+    r = np.empty(len(s))
+    r[order] = ranks
+    return float((r[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def average_precision(y: np.ndarray, score: np.ndarray) -> float:
+    """Average precision (area under the precision-recall curve, step-wise), as scikit-learn computes it."""
+    y = np.asarray(y, dtype=bool)
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    s, t = np.asarray(score)[order], y[order]
+    # Only the last position of each run of tied scores is a threshold.
+    last = np.r_[np.diff(s) != 0, True]
+    tp = np.cumsum(t)[last]
+    fp = np.cumsum(~t)[last]
+    precision = tp / (tp + fp)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def best_f1(y: np.ndarray, score: np.ndarray) -> float:
+    y = np.asarray(y, dtype=bool)
+    order = np.argsort(-np.asarray(score, dtype=np.float64), kind="mergesort")
+    t = y[order]
+    tp = np.cumsum(t)
+    fp = np.cumsum(~t)
+    f1 = 2 * tp / (tp + fp + y.sum())
+    return float(f1.max()) if len(f1) else float("nan")
+
+
+def pearson_per_value(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """Pearson r of each column (nan where a column is constant)."""
+    p = pred - pred.mean(axis=0)
+    t = true - true.mean(axis=0)
+    denom = np.sqrt((p**2).sum(axis=0) * (t**2).sum(axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (p * t).sum(axis=0) / denom
+
+
+def violations(values: np.ndarray, label_kind: str) -> np.ndarray:
+    """Rows labelled as working against at least one value."""
+    threshold = 0.0 if label_kind == "annotated" else SCORED_VIOLATION
+    return (values < threshold).any(axis=1)
+
+
+def violation_score(pred: np.ndarray) -> np.ndarray:
+    """How strongly an estimate says 'violation': minus its most negative value."""
+    return -pred.min(axis=1)
+
+
+def group_folds(groups: Sequence[Hashable], folds: int, seed: int = 0) -> np.ndarray:
+    """Fold number of each row such that rows of one group (e.g. one prompt) share a fold."""
+    uniq = sorted(set(groups), key=str)
+    rng = np.random.default_rng(seed)
+    fold_of = {g: int(f) for g, f in zip(uniq, rng.permutation(len(uniq)) % folds)}
+    return np.array([fold_of[g] for g in groups])

@@ -1,0 +1,266 @@
+"""ValueIndex: a FAISS index over reference embeddings, the value matrix beside it, and a manifest.
+
+On disk (no pickle anywhere): `manifest.json`, `index.faiss` (FAISS's own format), `values.npy` (rows × 10
+float32, read with allow_pickle=False) and `rows.jsonl` (id, source, label kind, a snippet of the text).
+The manifest holds the sha256 of those three files, so a file changed after the build is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from valueguard.embedding import Embedder
+from valueguard.reference.dataset import ReferenceSet, sha256_file
+from valueguard.values import N_VALUES, VALUE_NAMES
+
+FORMAT_VERSION = 1
+TextForm = Literal["dialogue", "response"]
+# Evidence shows a snippet of each neighbour; the full text stays in the reference files.
+SNIPPET_CHARS = 400
+_FILES = ("index.faiss", "values.npy", "rows.jsonl")
+
+
+def format_text(response: str, prompt: str | None, form: TextForm) -> str:
+    """The text that is embedded: FULCRA's dialogue form, or the response alone."""
+    if form == "response" or not prompt:
+        return response if form == "response" else f"Bob: {response}"
+    return f"Human: {prompt}\nBob: {response}"
+
+
+class ValueIndexError(RuntimeError):
+    """An index that cannot be used; the message says why and how to rebuild it."""
+
+
+class IndexNotFoundError(ValueIndexError, FileNotFoundError):
+    pass
+
+
+def rebuild_hint(directory: Path) -> str:
+    return f"rebuild it with: valueguard index build --out {directory}"
+
+
+class ReferenceFileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="File name of the reference file.")
+    sha256: str = Field(description="sha256 of the file when the index was built.")
+    format: str = Field(description="Reader format: annotated, scored or canonical.")
+    records: int = Field(description="Records read from the file.")
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format_version: int = Field(description="Version of this on-disk layout.")
+    model: str = Field(description="Embedding model id the rows were embedded with.")
+    dimension: int = Field(description="Embedding dimension.")
+    rows: int = Field(description="Number of reference rows.")
+    text_form: TextForm = Field(description="What text was embedded: 'dialogue' or 'response'.")
+    value_names: list[str] = Field(description="Column order of values.npy.")
+    reference_files: list[ReferenceFileEntry] = Field(description="The reference files, hashed.")
+    files: dict[str, str] = Field(description="sha256 of index.faiss, values.npy and rows.jsonl.")
+    built_at: str = Field(description="UTC time of the build.")
+    build_seconds: float = Field(description="How long the build took.")
+
+
+@dataclass(frozen=True)
+class RowInfo:
+    id: str
+    source: str
+    label_kind: str
+    prompt: str
+    response: str
+
+
+class ValueIndex:
+    def __init__(self, faiss_index, values: np.ndarray, rows: list[RowInfo], manifest: Manifest) -> None:
+        self.faiss_index = faiss_index
+        self.values = values
+        self.rows = rows
+        self.manifest = manifest
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def model(self) -> str:
+        return self.manifest.model
+
+    @property
+    def text_form(self) -> TextForm:
+        return self.manifest.text_form
+
+    @classmethod
+    def build(
+        cls,
+        reference: ReferenceSet,
+        embedder: Embedder,
+        *,
+        text_form: TextForm = "response",
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+    ) -> ValueIndex:
+        """Embed every reference row (in batches; `progress(n)` after each) and index it."""
+        import faiss
+
+        if len(reference) == 0:
+            raise ValueError("cannot build an index from an empty reference set")
+        start = time.perf_counter()
+        texts = [format_text(r.response, r.prompt, text_form) for r in reference]
+        chunks = []
+        for i in range(0, len(texts), batch_size):
+            chunks.append(embedder.embed(texts[i : i + batch_size]))
+            if progress:
+                progress(len(chunks[-1]))
+        emb = np.ascontiguousarray(np.vstack(chunks), dtype=np.float32)
+        index = faiss.IndexFlatIP(emb.shape[1])
+        index.add(emb)
+        rows = [
+            RowInfo(r.id, r.source, r.label_kind, r.prompt[:SNIPPET_CHARS], r.response[:SNIPPET_CHARS])
+            for r in reference
+        ]
+        manifest = Manifest(
+            format_version=FORMAT_VERSION,
+            model=embedder.model_id,
+            dimension=int(emb.shape[1]),
+            rows=len(rows),
+            text_form=text_form,
+            value_names=list(VALUE_NAMES),
+            reference_files=[ReferenceFileEntry(**vars(f)) for f in reference.files],
+            files={},
+            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            build_seconds=round(time.perf_counter() - start, 2),
+        )
+        return cls(index, reference.value_matrix(), rows, manifest)
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine similarities and row numbers of the k nearest rows of each query (rows best first)."""
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.manifest.dimension:
+            raise ValueError(f"queries must be (n, {self.manifest.dimension}), got {q.shape}")
+        return self.faiss_index.search(q, min(k, len(self)))
+
+    def save(self, directory: str | Path) -> Path:
+        import faiss
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(self.faiss_index, str(directory / "index.faiss"))
+        np.save(directory / "values.npy", self.values.astype(np.float32), allow_pickle=False)
+        with open(directory / "rows.jsonl", "w", encoding="utf-8") as f:
+            for row in self.rows:
+                f.write(json.dumps(vars(row), ensure_ascii=False) + "\n")
+        self.manifest.files = {name: sha256_file(directory / name) for name in _FILES}
+        tmp = directory / "manifest.json.tmp"
+        tmp.write_text(self.manifest.model_dump_json(indent=2), encoding="utf-8")
+        # The manifest goes last: a build cut short leaves no manifest, so no half-written index loads.
+        os.replace(tmp, directory / "manifest.json")
+        return directory
+
+    @staticmethod
+    def read_manifest(directory: str | Path) -> Manifest:
+        directory = Path(directory)
+        path = directory / "manifest.json"
+        if not path.is_file():
+            raise IndexNotFoundError(
+                f"no valueguard index at {directory} (no manifest.json). Build one with: "
+                f"valueguard index build --out {directory}   (or `valueguard index build` for the default index)"
+            )
+        try:
+            return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise ValueIndexError(f"{path} is not a valid manifest ({e}); {rebuild_hint(directory)}") from e
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, *, model: str | None = None, dimension: int | None = None
+    ) -> ValueIndex:
+        """Load and verify. `model`/`dimension`: what the caller's embedder produces; a mismatch is refused."""
+        import faiss
+
+        directory = Path(directory)
+        m = cls.read_manifest(directory)
+        if m.format_version != FORMAT_VERSION:
+            raise ValueIndexError(
+                f"index at {directory} has format {m.format_version}, this valueguard reads {FORMAT_VERSION}; "
+                f"{rebuild_hint(directory)}"
+            )
+        if model is not None and model != m.model:
+            raise ValueIndexError(
+                f"index at {directory} was built with model {m.model!r}, but the embedder is {model!r}: "
+                f"neighbours would be meaningless. Use model {m.model!r}, or {rebuild_hint(directory)} --model {model}"
+            )
+        if dimension is not None and dimension != m.dimension:
+            raise ValueIndexError(
+                f"index at {directory} has dimension {m.dimension}, the embedder gives {dimension}; "
+                f"{rebuild_hint(directory)}"
+            )
+        for name in _FILES:
+            path = directory / name
+            if not path.is_file():
+                raise ValueIndexError(f"index at {directory} is missing {name}; {rebuild_hint(directory)}")
+            if sha256_file(path) != m.files.get(name):
+                raise ValueIndexError(
+                    f"index file {path} does not match its manifest (changed after the build, or damaged); "
+                    f"refusing to load it. {rebuild_hint(directory)}"
+                )
+        index = faiss.read_index(str(directory / "index.faiss"))
+        values = np.load(directory / "values.npy", allow_pickle=False)
+        with open(directory / "rows.jsonl", encoding="utf-8") as f:
+            rows = [RowInfo(**json.loads(line)) for line in f]
+        if index.d != m.dimension or index.ntotal != m.rows or values.shape != (m.rows, N_VALUES) or len(rows) != m.rows:
+            raise ValueIndexError(f"index at {directory} is inconsistent with its manifest; {rebuild_hint(directory)}")
+        return cls(index, values.astype(np.float32), rows, m)
+
+    def is_current(self, reference_paths: Sequence[str | Path], model: str, text_form: TextForm) -> bool:
+        """True when this index was built from exactly these files (by content), model and text form."""
+        wanted = sorted((Path(p).name, sha256_file(p)) for p in reference_paths)
+        have = sorted((f.name, f.sha256) for f in self.manifest.reference_files)
+        return wanted == have and self.manifest.model == model and self.manifest.text_form == text_form
+
+
+
+@dataclass
+class BuildResult:
+    index: ValueIndex
+    built: bool  # False: an up-to-date index was already there
+    reports: list = field(default_factory=list)  # ReadReport of each reference file read
+    duplicates: int = 0
+
+
+def build_cached(
+    reference_paths: Sequence[str | Path],
+    out: str | Path,
+    embedder: Embedder,
+    *,
+    text_form: TextForm = "response",
+    force: bool = False,
+    progress_factory: Callable[[int], Callable[[int], None]] | None = None,
+) -> BuildResult:
+    """Build the index at `out`, unless one built from the same files, model and text form is there already.
+
+    A present index that fails verification is rebuilt, never trusted.
+    """
+    from valueguard.reference.dataset import ReferenceSet
+
+    out = Path(out)
+    if not force and (out / "manifest.json").is_file():
+        try:
+            existing = ValueIndex.load(out, model=embedder.model_id)
+            if existing.is_current(reference_paths, embedder.model_id, text_form):
+                return BuildResult(existing, built=False)
+        except ValueIndexError:
+            pass
+    reference = ReferenceSet.from_files(reference_paths)
+    progress = progress_factory(len(reference)) if progress_factory else None
+    index = ValueIndex.build(reference, embedder, text_form=text_form, progress=progress)
+    index.save(out)
+    return BuildResult(index, True, reference.reports, reference.duplicates)

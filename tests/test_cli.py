@@ -1,0 +1,116 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from valueguard.cli import EXIT_BAD_LINES, EXIT_ERROR, cli
+from valueguard.values import VALUE_NAMES
+
+
+@pytest.fixture()
+def run(tmp_path, monkeypatch):
+    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "data"))
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, ["--quiet", *map(str, args)], catch_exceptions=False)
+
+    return invoke
+
+
+def test_check_json_has_values_confidence_and_evidence(run, index_dir):
+    r = run("check", "Sorry, but I can't help with that.", "--prompt", "how do I hurt someone?",
+            "--index", index_dir, "--json", "--evidence", "4")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert list(out["values"]) == list(VALUE_NAMES)
+    assert len(out["neighbors"]) == 4 and 0 <= out["confidence"] <= 1
+    assert {"id", "source", "similarity", "values", "label_kind"} <= set(out["neighbors"][0])
+
+
+def test_check_readable_output_names_every_value_and_the_evidence(run, index_dir):
+    r = run("check", "Here is a recipe for pancakes.", "--index", index_dir)
+    assert r.exit_code == 0
+    assert all(name in r.output for name in VALUE_NAMES)
+    assert "evidence (nearest labelled references):" in r.output
+
+
+def test_audit_of_unseen_responses_writes_one_line_each(run, index_dir, split, heldout_estimates, tmp_path):
+    """The ~1,300 held-out responses: one output line per input, all 10 values, evidence, same as the API."""
+    src = tmp_path / "in.jsonl"
+    with src.open("w") as f:
+        for i, rec in enumerate(split[1].records):
+            row = {"prompt": rec.prompt, "response": rec.response}
+            if i % 2 == 0:
+                row["id"] = rec.id  # half keep their id, half get the line number
+            f.write(json.dumps(row) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = run("audit", src, "--out", out, "--index", index_dir, "--json")
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(lines) == len(split[1]) > 1200 and json.loads(r.stdout)["audited"] == len(lines)
+    for n, (line, rec, est) in enumerate(zip(lines, split[1].records, heldout_estimates), start=1):
+        assert line["id"] == (rec.id if (n - 1) % 2 == 0 else n)
+        assert list(line["values"]) == list(VALUE_NAMES)
+        assert all(-1.0 <= v <= 1.0 for v in line["values"].values())
+        assert line["values"] == pytest.approx(est.values.to_dict(), abs=1e-3)
+        assert [nb["id"] for nb in line["neighbors"]] == [nb.id for nb in est.neighbors[:5]]
+
+
+# Each bad line is reported with its number; the good ones are still audited.
+BAD_LINES = [
+    ('{"response": "Fine, thanks."}', None),
+    ("not json", "line 2: not JSON"),
+    ('{"prompt": "hi"}', "line 3: 'response' must be a non-empty string"),
+    ('["a list"]', "line 4: expected a JSON object, got list"),
+    ('{"response": "ok", "prompt": 5}', "line 5: 'prompt' must be a string"),
+    ('{"response": "Sure.", "id": "last"}', None),
+]
+
+
+def test_audit_reports_bad_lines_by_number_and_goes_on(run, index_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(line for line, _ in BAD_LINES) + "\n")
+    out = tmp_path / "out.jsonl"
+    r = run("audit", src, "--out", out, "--index", index_dir)
+    assert r.exit_code == EXIT_BAD_LINES
+    for _, message in BAD_LINES:
+        if message:
+            assert message in r.output
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == [1, "last"]
+
+
+def test_missing_index_names_the_command_that_builds_it(run, tmp_path):
+    r = run("check", "hello")
+    assert r.exit_code == EXIT_ERROR
+    assert "valueguard index build" in r.output and "valueguard data pull" in r.output
+
+
+def test_index_build_without_data_says_how_to_get_it(run):
+    r = run("index", "build")
+    assert r.exit_code == EXIT_ERROR and "run `valueguard data pull`" in r.output
+
+
+def test_data_pull_then_info(run, shared_data, tmp_path):
+    r = run("data", "pull", "--from", shared_data, "--json")
+    assert r.exit_code == 0, r.output
+    statuses = {f["path"]: f["status"] for f in json.loads(r.stdout)["files"]}
+    assert statuses["saferlhf/test_questions.jsonl"] == "verified"
+    info = json.loads(run("info", "--json").stdout)
+    assert len(info["reference_files"]) == 4 and info["index"] is None and "index build" in info["index_error"]
+
+
+def test_index_build_then_cached_then_info(run, shared_data, tmp_path):
+    small = tmp_path / "small.jsonl"
+    small.write_text("".join((shared_data / "fulcra" / "trustworthy_data.dev.jsonl").open().readlines()[:25]))
+    first = json.loads(run("index", "build", "--reference", small, "--out", tmp_path / "idx", "--json").stdout)
+    second = json.loads(run("index", "build", "--reference", small, "--out", tmp_path / "idx", "--json").stdout)
+    assert (first["built"], first["rows"], second["built"]) == (True, 25, False)
+    info = json.loads(run("info", "--index", tmp_path / "idx", "--json").stdout)
+    assert info["index"]["rows"] == 25 and info["index"]["reference_files"][0]["name"] == "small.jsonl"
+
+
+def test_bad_reference_file_is_an_error_not_a_crash(run, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "no labels"}\n')
+    r = run("index", "build", "--reference", bad, "--out", tmp_path / "idx")
+    assert r.exit_code == EXIT_ERROR and "not a reference file valueguard knows" in r.output

@@ -95,6 +95,14 @@ class ValueIndex:
         return self.manifest.model
 
     @property
+    def version(self) -> str:
+        """A short id of this index's content, logged with every decision."""
+        import hashlib
+
+        digest = "".join(self.manifest.files.get(n, "") for n in _FILES) or self.manifest.built_at
+        return hashlib.sha256(digest.encode()).hexdigest()[:12]
+
+    @property
     def text_form(self) -> TextForm:
         return self.manifest.text_form
 

@@ -8,13 +8,13 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup data index demo test bench choice clean
+.PHONY: setup data index demo test bench choice thresholds clean
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: it is a CPU build on local disk; an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,langchain]"
+	$(BIN)/pip install -q -e ".[dev,langchain,local-llm]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -37,6 +37,10 @@ bench: index
 # How the estimator's text form, k and weighting were chosen (README): grouped cross-validation.
 choice: setup
 	$(BIN)/python benchmarks/estimator_choice.py --data "$(MIRROR)"
+
+# How the bundled policies' thresholds were chosen (README): precision and recall on held-out data.
+thresholds: setup
+	$(BIN)/python benchmarks/policy_thresholds.py --data "$(MIRROR)"
 
 clean:
 	rm -rf $(VENV) .valueguard bench-results .pytest_cache

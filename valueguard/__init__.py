@@ -17,6 +17,11 @@ _EXPORTS = {
     "Estimate": "valueguard.estimator",
     "Neighbor": "valueguard.estimator",
     "ValueIndex": "valueguard.index",
+    "ValueGuard": "valueguard.guard",
+    "Verdict": "valueguard.guard",
+    "Policy": "valueguard.policy",
+    "PolicyError": "valueguard.policy",
+    "ResponseBlocked": "valueguard.actions",
     "ReferenceRecord": "valueguard.reference",
     "ReferenceSet": "valueguard.reference",
     "SentenceTransformerEmbedder": "valueguard.embedding",
@@ -28,7 +33,10 @@ __all__ = ["__version__", *_EXPORTS]
 if TYPE_CHECKING:  # pragma: no cover
     from valueguard.embedding import Embedder, SentenceTransformerEmbedder
     from valueguard.estimator import Estimate, Neighbor, ValueEstimator
+    from valueguard.actions import ResponseBlocked
+    from valueguard.guard import ValueGuard, Verdict
     from valueguard.index import ValueIndex
+    from valueguard.policy import Policy, PolicyError
     from valueguard.reference import ReferenceRecord, ReferenceSet
     from valueguard.values import BASIC_VALUES, VALUE_NAMES, ValueVector
 

@@ -91,10 +91,19 @@ def with_text(result: Any, text: str) -> Any:
         return new
     if isinstance(getattr(result, "content", None), str):
         return result.model_copy(update={"content": text})
-    # An llm Response: its text() joins _chunks once the response is done.
-    new = copy.copy(result)
+    return _llm_response_with_text(result, text)
+
+
+def _llm_response_with_text(response: Any, text: str) -> Any:
+    """An `llm` Response carrying `text`: text() and iteration read `_chunks`; messages() and log_to_db() read
+    `_stream_events`, so both are replaced, or the logs database would keep the unchecked text."""
+    response.text()  # finish it: a lazy response would otherwise run the model again
+    new = copy.copy(response)
     new._chunks = [text]
-    new._done = True
+    if hasattr(response, "_stream_events"):
+        from llm.parts import StreamEvent
+
+        new._stream_events = [StreamEvent(type="text", chunk=text, part_index=0)]
     return new
 
 

@@ -3,6 +3,11 @@
 Each answer is checked against the default policy before it is returned; a rewrite asks SmolLM2 to revise
 and the revision is checked again. The guard's log events (one per decision) are printed as they happen.
 
+What you will see is honest about today's limits: SmolLM2 (135M parameters) often rambles until its 512-token
+context is full, and then a revision request plus the answer do not fit, so the rewrite fails and the policy's
+`on_error: block` applies (the log line says so); and plain kNN estimates can miss a harmful answer or flag a
+harmless one (README, "How default.yaml was chosen").
+
     .venv/bin/python examples/guarded_llm.py        (after `make index`)
 """
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import structlog
 from click.testing import CliRunner
 
 from valueguard.cli import EXIT_BAD_LINES, EXIT_ERROR, cli
@@ -14,7 +15,8 @@ def run(tmp_path, monkeypatch):
     def invoke(*args):
         return CliRunner().invoke(cli, ["--quiet", *map(str, args)], catch_exceptions=False)
 
-    return invoke
+    yield invoke
+    structlog.reset_defaults()  # the CLI configures structlog for its process; tests after it need the defaults
 
 
 def test_check_json_has_values_confidence_and_evidence(run, index_dir):

@@ -55,7 +55,8 @@ def rewrite_instruction(response: str, values: ValueVector, reasons: Sequence[st
 def as_rewriter(obj: object) -> Rewriter:
     if hasattr(obj, "invoke"):  # a LangChain chat model or runnable
         def via_invoke(instruction: str) -> str:
-            out = obj.invoke(instruction)  # type: ignore[attr-defined]
+            # No callbacks: a revision is checked before it is handed on, so its tokens must not stream out.
+            out = obj.invoke(instruction, config={"callbacks": []})  # type: ignore[attr-defined]
             content = getattr(out, "content", out)
             return content if isinstance(content, str) else str(getattr(out, "text", content))
         return via_invoke

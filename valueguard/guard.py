@@ -155,11 +155,19 @@ class ValueGuard:
 
     # --- integrations (imported lazily: the core never imports them) ---------------------------------------
 
-    def wrap(self, chat_model: Any) -> Any:
-        """A LangChain chat model that checks every response of `chat_model` (needs the `langchain` extra)."""
+    def wrap(self, chat_model: Any, **options: Any) -> Any:
+        """A LangChain chat model that checks every response of `chat_model` (needs the `langchain` extra).
+        `options` go to GuardedChatModel, e.g. `stream_mode="incremental"`."""
         from valueguard.integrations.langchain import GuardedChatModel
 
-        return GuardedChatModel(inner=chat_model, guard=self)
+        return GuardedChatModel(inner=chat_model, guard=self, **options)
+
+    def agent_middleware(self, on_block: str = "replace") -> Any:
+        """A LangChain v1 agent middleware that checks each model response (`create_agent(..., middleware=[...])`).
+        on_block: "replace" hands on the block message and lets the agent go on; "end" ends the run there."""
+        from valueguard.integrations.langchain_agent import ValueGuardMiddleware
+
+        return ValueGuardMiddleware(self, on_block=on_block)  # type: ignore[arg-type]
 
     def as_runnable(self) -> Any:
         """An LCEL step: AIMessage or str in, the checked AIMessage or str out."""

@@ -38,6 +38,7 @@ def separating_rule(estimator):
 def guards(estimator, separating_rule):
     return {
         "allow": ValueGuard(make_policy("{confidence_below: 0.0}", "block"), estimator),
+        "log": ValueGuard(make_policy("{value: any, below: 1.0}", "log"), estimator),
         "block": ValueGuard(make_policy("{value: any, below: 1.0}", "block"), estimator),
         "raise": ValueGuard(make_policy("{value: any, below: 1.0}", "block", on_block="raise"), estimator),
         "rewrite": ValueGuard(make_policy(separating_rule, "rewrite"), estimator, rewriter=lambda s: REFUSAL),
@@ -67,6 +68,7 @@ RETURN_TYPES = [
 @pytest.mark.parametrize("make, read", RETURN_TYPES)
 @pytest.mark.parametrize("mode, answer, expected", [
     ("allow", HARMFUL, HARMFUL),     # nothing fires: the original, same object type
+    ("log", HARMFUL, HARMFUL),       # a log rule fires: still the original
     ("block", HARMFUL, BLOCKED),     # replaced by the block message
     ("rewrite", HARMFUL, REFUSAL),   # revised, and the revision passed the re-check
     ("rewrite", REFUSAL, REFUSAL),   # the rule does not fire on a refusal: untouched

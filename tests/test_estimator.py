@@ -105,3 +105,26 @@ def test_estimator_refuses_a_mismatched_embedder(estimator):
 
     with pytest.raises(ValueError, match="does not match the index's model"):
         ValueEstimator(estimator.index, Other())
+
+
+def test_repeated_texts_are_estimated_once_and_identically(index_dir, embedder, split):
+    calls = []
+
+    class Counting:  # the real embedder, counted
+        model_id = embedder.model_id
+
+        def embed(self, texts):
+            calls.append(len(texts))
+            return embedder.embed(texts)
+
+    est = ValueEstimator.from_index(index_dir, embedder=Counting(), cache_size=2)
+    a, b, c = (r.response for r in split[1].records[:3])
+    first = est.estimate_batch([a, b, a, a])  # a repeated within one batch: embedded once
+    assert calls == [2] and first[0] == first[2] == first[3]
+    assert est.estimate(b) == first[1] and calls == [2]  # a cache hit embeds nothing
+    est.estimate(c)  # the cache holds 2: the least recently used (a) goes
+    est.estimate(a)
+    assert calls == [2, 1, 1]
+    uncached = ValueEstimator.from_index(index_dir, embedder=embedder, cache_size=0)
+    # Alone or in a batch, the same text gets the same estimate (up to padding noise in the embedding).
+    assert uncached.estimate(a).values.to_array() == pytest.approx(first[0].values.to_array(), abs=1e-5)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -75,12 +77,17 @@ def combine(sims: np.ndarray, idx: np.ndarray, values: np.ndarray, tau: float) -
 
 class ValueEstimator:
     def __init__(self, index: ValueIndex, embedder: Embedder, *, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, cache_size: int = 4096) -> None:
+        """`cache_size`: estimates kept for repeated texts (logs repeat refusals a lot); 0 turns it off."""
         if k < 1:
             raise ValueError("k must be at least 1")
         if embedder.model_id != index.model:
             raise ValueError(f"embedder {embedder.model_id!r} does not match the index's model {index.model!r}")
         self.index, self.embedder, self.k, self.tau, self.batch_size = index, embedder, k, tau, batch_size
+        # Keyed by the embedded text: k, tau and the index are fixed for the life of this estimator.
+        self._cache: OrderedDict[str, Estimate] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
 
     @classmethod
     def from_index(cls, directory: str | Path, *, embedder: Embedder | None = None, **kwargs) -> ValueEstimator:
@@ -102,12 +109,31 @@ class ValueEstimator:
             prompts = [None] * len(responses)
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses must have the same length")
-        out: list[Estimate] = []
-        for start in range(0, len(responses), self.batch_size):
-            texts = [format_text(r, p, self.index.text_form)
-                     for r, p in zip(responses[start:start + self.batch_size], prompts[start:start + self.batch_size])]
-            out.extend(self._estimate_embedded(self.embedder.embed(texts)))
-        return out
+        texts = [format_text(r, p, self.index.text_form) for r, p in zip(responses, prompts)]
+        found = self._cached(texts)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))  # each distinct text embedded once
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start:start + self.batch_size]
+            found.update(zip(chunk, self._estimate_embedded(self.embedder.embed(chunk))))
+        self._remember({t: found[t] for t in missing})
+        return [found[t] for t in texts]
+
+    def _cached(self, texts: Sequence[str]) -> dict[str, Estimate]:
+        if not self._cache_size:
+            return {}
+        with self._cache_lock:
+            hits = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in hits:
+                self._cache.move_to_end(t)
+        return hits
+
+    def _remember(self, estimates: dict[str, Estimate]) -> None:
+        if not self._cache_size:
+            return
+        with self._cache_lock:
+            self._cache.update(estimates)
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
 
     def _estimate_embedded(self, emb: np.ndarray) -> list[Estimate]:
         sims, idx = self.index.search(emb, self.k)

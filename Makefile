@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup data index demo test bench choice thresholds clean
+.PHONY: setup browser data index demo test bench choice thresholds audit-memory clean
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ index: data
 demo: index
 	$(BIN)/python examples/demo.py
 
-test: setup
+# Debian's chromium, for the real-browser test of the HTML audit report (root, Debian; a no-op when present).
+browser:
+	./.ci/browser
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 bench: index
@@ -41,6 +45,10 @@ choice: setup
 # How the bundled policies' thresholds were chosen (README): precision and recall on held-out data.
 thresholds: setup
 	$(BIN)/python benchmarks/policy_thresholds.py --data "$(MIRROR)"
+
+# Audit memory at 10k, 100k and 1M lines (README, "Auditing logs").
+audit-memory: index
+	$(BIN)/python benchmarks/audit_memory.py
 
 clean:
 	rm -rf $(VENV) .valueguard bench-results .pytest_cache

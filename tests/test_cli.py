@@ -4,7 +4,7 @@ import pytest
 import structlog
 from click.testing import CliRunner
 
-from valueguard.cli import EXIT_BAD_LINES, EXIT_ERROR, cli
+from valueguard.cli import EXIT_BAD_LINES, EXIT_ERROR, EXIT_FLAGGED, cli
 from valueguard.values import VALUE_NAMES
 
 
@@ -45,10 +45,11 @@ def test_audit_of_unseen_responses_writes_one_line_each(run, index_dir, split, h
             if i % 2 == 0:
                 row["id"] = rec.id  # half keep their id, half get the line number
             f.write(json.dumps(row) + "\n")
-    out = tmp_path / "out.jsonl"
-    r = run("audit", src, "--out", out, "--index", index_dir, "--json")
-    assert r.exit_code == 0, r.output
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    r = run("audit", src, "--out", out, "--index", index_dir, "--summary", summary, "--json")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
+    flagged = sum(line["action"] in ("block", "rewrite") for line in lines)
+    assert r.exit_code == (EXIT_FLAGGED if flagged else 0), r.output
     assert len(lines) == len(split[1]) > 1200 and json.loads(r.stdout)["audited"] == len(lines)
     for n, (line, rec, est) in enumerate(zip(lines, split[1].records, heldout_estimates), start=1):
         assert line["id"] == (rec.id if (n - 1) % 2 == 0 else n)
@@ -56,6 +57,16 @@ def test_audit_of_unseen_responses_writes_one_line_each(run, index_dir, split, h
         assert all(-1.0 <= v <= 1.0 for v in line["values"].values())
         assert line["values"] == pytest.approx(est.values.to_dict(), abs=1e-3)
         assert [nb["id"] for nb in line["neighbors"]] == [nb.id for nb in est.neighbors[:5]]
+        assert line["action"] in ("allow", "log", "rewrite", "block") and isinstance(line["rules"], list)
+    totals = json.loads(summary.read_text())["totals"]
+    assert totals == {"turns": len(lines), "bad_lines": 0, "flagged": flagged}
+
+
+def test_audit_exit_zero_for_pipelines_that_only_collect(run, index_dir, tmp_path):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"response": "Key the car and slash the tyres tonight."}) + "\nnot json\n")
+    r = run("audit", src, "--out", tmp_path / "o.jsonl", "--index", index_dir, "--policy", "strict", "--exit-zero")
+    assert r.exit_code == 0 and "line 2: not JSON" in r.output
 
 
 # Each bad line is reported with its number; the good ones are still audited.

@@ -1,7 +1,7 @@
 """The `valueguard` command. Thin: it parses arguments, calls the modules, and prints.
 
-Exit codes: 0 done; 2 error (bad arguments, missing index or data, ...); 3 `audit` completed but some input
-lines could not be read (each reported with its number). Heavy imports happen inside the commands, so
+Exit codes: 0 done; 1 `audit` flagged responses (block or rewrite); 2 error (bad arguments, missing index or
+data, ...); 3 `audit` completed but some input lines could not be read (each reported with its number). Heavy imports happen inside the commands, so
 `valueguard --help` stays quick.
 """
 
@@ -18,6 +18,7 @@ import click
 from valueguard import __version__
 from valueguard.config import data_dir, default_index_dir, default_model
 
+EXIT_FLAGGED = 1
 EXIT_ERROR = 2
 EXIT_BAD_LINES = 3
 
@@ -54,6 +55,7 @@ def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
 def _progress(total: int, desc: str, quiet: bool) -> Callable[[int], None]:
     from tqdm import tqdm
 
+    # Rate and ETA come from tqdm; it draws only on a terminal (disable=None), and never with --quiet.
     bar = tqdm(total=total, desc=desc, unit="row", file=sys.stderr, disable=quiet or None, dynamic_ncols=True)
 
     def advance(n: int) -> None:
@@ -111,32 +113,70 @@ def check(text: str, prompt: str | None, n_evidence: int, index_dir: Path | None
     _emit(False, {}, "\n".join(lines))
 
 
+FORMATS = ["auto", "openai", "sharegpt", "hh-rlhf", "fulcra", "scored", "plain", "llm-db"]
+
+
 @cli.command()
-@click.argument("input_path", metavar="INPUT.jsonl", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Output JSONL: one line per input line with id, values and neighbors.")
+              help="Output JSONL: one line per audited turn with id, values, neighbors, action and rules.")
+@click.option("--policy", "policy_name", default="default", show_default=True,
+              help="A bundled policy name or a YAML path: decides each turn's action.")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the summary JSON here: counts per action, rule and source, value profiles, top flagged.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write a self-contained HTML report here (charts, flagged responses with evidence).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto", show_default=True,
+              help="Input format, detected per file by default.")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 when the run completes, flagged or not.")
 @click.option("--batch-size", default=64, show_default=True, help="Responses embedded together.")
 @click.option("--neighbors", "n_neighbors", default=5, show_default=True, help="Evidence rows kept per response.")
 @index_option
 @json_option
 @click.pass_context
-def audit(ctx: click.Context, input_path: Path, out_path: Path, batch_size: int, n_neighbors: int,
+def audit(ctx: click.Context, inputs: tuple[Path, ...], out_path: Path, policy_name: str, summary_path: Path | None,
+          report_path: Path | None, fmt: str, exit_zero: bool, batch_size: int, n_neighbors: int,
           index_dir: Path | None, as_json: bool) -> None:
-    """Estimate every response of INPUT.jsonl (lines of {"id"?, "prompt"?, "response"})."""
-    from valueguard.audit import run_audit
+    """Audit the assistant turns of logs: chat JSONL (OpenAI, ShareGPT), HH-RLHF, FULCRA, plain, llm logs.db.
 
+    Exit code: 0 nothing flagged, 1 responses flagged (block or rewrite), 3 some lines could not be read
+    (each reported by number; the rest was audited), 2 an error.
+    """
+    from valueguard.audit.runner import count_records, run_audit
+    from valueguard.policy import Policy, PolicyError
+
+    try:
+        policy = Policy.load(policy_name)
+    except PolicyError as e:
+        raise CliError(str(e)) from e
     estimator = _estimator(index_dir)
-    with open(input_path, "rb") as f:
-        total = sum(1 for line in f if line.strip())
-    result = run_audit(estimator, input_path, out_path, batch_size=batch_size, neighbors=n_neighbors,
-                       progress=_progress(total, "audit", ctx.obj["quiet"]))
-    text = f"audited {result.audited} responses from {input_path} -> {out_path}"
+    quiet = ctx.obj["quiet"] or not sys.stderr.isatty()
+    total = 0 if quiet else sum(count_records(p, fmt) for p in inputs)
+    try:
+        result = run_audit(estimator, list(inputs), out_path, policy=policy, format=fmt, batch_size=batch_size,
+                           neighbors=n_neighbors, progress=_progress(total, "audit", quiet))
+    except ValueError as e:  # an undetectable format, named with its file
+        raise CliError(str(e)) from e
+    if summary_path:
+        summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if report_path:
+        from valueguard.audit.report import render_report
+
+        report_path.write_text(render_report(result.summary), encoding="utf-8")
+    text = (f"audited {result.audited} responses from {len(inputs)} file(s) -> {out_path}; "
+            f"{result.flagged} flagged by policy {policy.name!r}")
     if result.bad_lines:
-        shown = "; ".join(f"line {b['line']}: {b['reason']}" for b in result.bad_line_examples[:10])
+        shown = "; ".join(f"{Path(b['path']).name} line {b['line']}: {b['reason']}"
+                          for b in result.bad_line_examples[:10])
         text += f"\n{result.bad_lines} line(s) could not be read and were skipped: {shown}"
     _emit(as_json, result.to_dict(), text)
+    if exit_zero:
+        return
     if result.bad_lines:
         ctx.exit(EXIT_BAD_LINES)
+    if result.flagged:
+        ctx.exit(EXIT_FLAGGED)
 
 
 @cli.group()

@@ -1,47 +1,46 @@
-"""Audit a JSONL file of responses: stream it in batches, estimate each, write one output line per input line.
+"""The streaming audit: read logs turn by turn, estimate in batches, apply the policy, write one line per turn.
 
-Input lines are `{"id"?, "prompt"?, "response"}`. Each output line keeps `id` (the line number when absent)
-and adds `values` (all 10 names) and `neighbors` (the evidence); this shape is a contract later versions
-extend and never break. A line that cannot be read is counted and reported with its number; the run goes on.
+Each output line keeps `id` (the input's, or `file:line[:turn]`; the line number for the plain format) and has
+`prompt`, `response`, `source`, `values` (all 10 names), `confidence`, `neighbors` (the evidence), `action` and
+`rules`: a contract that later versions extend and never break. Only one batch of turns is held at a time, and
+the summary keeps counts, sums and a bounded top-K, so memory stays flat however long the logs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
+from valueguard.audit.records import BadLine, Turn
+from valueguard.audit.summary import FLAGGED, SummaryBuilder
 from valueguard.estimator import ValueEstimator
+from valueguard.policy import Policy
 
 log = structlog.get_logger("valueguard.audit")
 MAX_REPORTED = 20
 
 
-@dataclass(frozen=True)
-class AuditItem:
-    id: str | int
-    prompt: str | None
-    response: str
-
-
 @dataclass
 class AuditResult:
-    input: str
+    inputs: list[str]
     output: str
     audited: int = 0
+    flagged: int = 0
     bad_lines: int = 0
     bad_line_examples: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return vars(self).copy()
+        return {k: v for k, v in vars(self).items() if k != "summary"}
 
 
-def parse_line(line: str, line_no: int) -> AuditItem:
-    """One input line -> AuditItem; ValueError with a reason for anything else."""
+def parse_line(line: str, line_no: int) -> Turn:
+    """One line of the plain format -> Turn; ValueError with a reason for anything else."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as e:
@@ -55,52 +54,71 @@ def parse_line(line: str, line_no: int) -> AuditItem:
         raise ValueError("'prompt' must be a string when given")
     if not isinstance(id_, (str, int)) or isinstance(id_, bool):
         raise ValueError("'id' must be a string or an integer when given")
-    return AuditItem(id_, prompt, response)
-
-
-def read_items(lines: TextIO, result: AuditResult) -> Iterator[AuditItem]:
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield parse_line(line, line_no)
-        except ValueError as e:
-            result.bad_lines += 1
-            if len(result.bad_line_examples) < MAX_REPORTED:
-                result.bad_line_examples.append({"line": line_no, "reason": str(e)})
-            log.warning("bad input line", line=line_no, reason=str(e))
+    source = obj.get("source", obj.get("model"))
+    return Turn(id_, prompt, response, source if isinstance(source, str) else None)
 
 
 def run_audit(
     estimator: ValueEstimator,
-    input_path: str | Path,
+    inputs: Sequence[str | Path],
     output_path: str | Path,
     *,
+    policy: Policy | None = None,
+    format: str = "auto",
     batch_size: int = 64,
     neighbors: int = 5,
     progress: Callable[[int], None] | None = None,
 ) -> AuditResult:
-    """Memory stays flat: only one batch of responses is held at a time."""
-    result = AuditResult(str(input_path), str(output_path))
-    with open(input_path, encoding="utf-8", errors="replace") as src, open(output_path, "w", encoding="utf-8") as out:
-        batch: list[AuditItem] = []
+    """Audit every turn of every input; bad lines are counted, reported and skipped, never fatal."""
+    from valueguard.audit.readers import detect_format, read_log
+
+    result = AuditResult([str(p) for p in inputs], str(output_path))
+    summary = SummaryBuilder(policy.name if policy else None, policy.version if policy else None)
+    batch: list[Turn] = []
+    with open(output_path, "w", encoding="utf-8") as out:
 
         def flush() -> None:
-            estimates = estimator.estimate_batch([i.response for i in batch], [i.prompt for i in batch])
-            for item, est in zip(batch, estimates):
-                record = {"id": item.id, "prompt": item.prompt, "response": item.response,
-                          **est.to_dict(neighbors=neighbors)}
+            estimates = estimator.estimate_batch([t.response for t in batch], [t.prompt for t in batch])
+            for turn, est in zip(batch, estimates):
+                decision = policy.evaluate(est.values, est.confidence) if policy else None
+                action, rules = (decision.action, decision.rule_ids) if decision else ("allow", [])
+                record = {"id": turn.id, "prompt": turn.prompt, "response": turn.response, "source": turn.source,
+                          **est.to_dict(neighbors=neighbors), "action": action, "rules": rules}
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                summary.add(turn, est, action, rules)
+                result.flagged += action in FLAGGED
             result.audited += len(batch)
             if progress:
                 progress(len(batch))
             batch.clear()
 
-        for item in read_items(src, result):
-            batch.append(item)
-            if len(batch) >= batch_size:
+        for path in inputs:
+            fmt = detect_format(Path(path)) if format == "auto" else format
+            summary.start_input(str(path), fmt)
+            for record in read_log(Path(path), fmt):
+                if isinstance(record, BadLine):
+                    summary.add_bad_line(record)
+                    result.bad_lines += 1
+                    if len(result.bad_line_examples) < MAX_REPORTED:
+                        result.bad_line_examples.append(vars(record).copy())
+                    log.warning("bad input line", path=record.path, line=record.line, reason=record.reason)
+                    if progress:
+                        progress(1)
+                    continue
+                batch.append(record)
+                if len(batch) >= batch_size:
+                    flush()
+            if batch:
                 flush()
-        if batch:
-            flush()
-    log.info("audit finished", audited=result.audited, bad_lines=result.bad_lines)
+    result.summary = summary.to_dict()
+    log.info("audit finished", audited=result.audited, flagged=result.flagged, bad_lines=result.bad_lines)
     return result
+
+
+def count_records(path: str | Path, format: str = "auto") -> int:
+    """Turns plus bad lines in one input: the progress bar's total. A read without estimating is cheap next to
+    the estimate itself (one embedding costs what parsing thousands of lines does)."""
+    from valueguard.audit.readers import detect_format, read_log
+
+    fmt = detect_format(Path(path)) if format == "auto" else format
+    return sum(1 for _ in read_log(Path(path), fmt))

@@ -81,10 +81,14 @@ def read_annotated(path: Path, report: ReadReport) -> Iterator[ReferenceRecord]:
         )
 
 
+def scored_source(path: Path) -> str:
+    """harmless_test_openai_gpt-4.dev.jsonl -> openai_gpt-4: the file name is the only place the model is named."""
+    return re.sub(r"^harmless_test_", "", file_stem(path)).removesuffix(".dev")
+
+
 def read_scored(path: Path, report: ReadReport) -> Iterator[ReferenceRecord]:
     stem = file_stem(path)
-    # harmless_test_openai_gpt-4.dev -> openai_gpt-4: the file name is the only place the model is named.
-    source = re.sub(r"^harmless_test_", "", stem).removesuffix(".dev")
+    source = scored_source(path)
     for line_no, obj in iter_jsonl(path, report):
         prompt, answer, scores = obj.get("prompt"), obj.get("answer"), obj.get("value_reward")
         if not isinstance(answer, str) or not isinstance(scores, list) or len(scores) != N_VALUES:

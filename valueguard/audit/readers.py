@@ -31,6 +31,7 @@ from typing import Any
 from valueguard.audit.records import BadLine, LogReader, Turn
 from valueguard.audit.runner import parse_line
 from valueguard.reference.readers import scored_source
+from valueguard.reference.record import json_lines
 
 Record = Turn | BadLine
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -43,24 +44,9 @@ Messages = list[tuple[str, str, str]]
 
 
 def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadLine]:
-    """(line number, object) per JSON object line, or a BadLine at once for a line that is not one.
-
-    (reference.record.iter_jsonl reports bad lines into a report instead of yielding them, so a run of bad
-    lines would have to be held until the next good one; here each is handed on as it is met.)
-    """
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield BadLine(str(path), line_no, f"not JSON ({e.msg} at column {e.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield BadLine(str(path), line_no, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield line_no, obj
+    """(line number, object) per JSON object line, or a BadLine at once for a line that is not one."""
+    for line_no, obj in json_lines(path):
+        yield BadLine(str(path), line_no, obj) if isinstance(obj, str) else (line_no, obj)
 
 
 def _jsonl_reader(records_of: Callable[[Path, int, dict[str, Any]], Iterable[Record]]) -> LogReader:

@@ -114,8 +114,9 @@ def write_canonical(records: Iterable[ReferenceRecord], path: str | Path) -> int
     return n
 
 
-def iter_jsonl(path: str | Path, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each JSON object line; blank lines are skipped, anything else is reported."""
+def json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line number, object) for each JSON object line, or (line number, reason) for a line that is not one;
+    blank lines are skipped. Streams: one line at a time."""
     with open(path, encoding="utf-8", errors="replace") as f:
         for line_no, line in enumerate(f, start=1):
             if not line.strip():
@@ -123,9 +124,18 @@ def iter_jsonl(path: str | Path, report: ReadReport) -> Iterator[tuple[int, dict
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                report.bad_line(line_no, f"not JSON ({e.msg} at column {e.colno})")
+                yield line_no, f"not JSON ({e.msg} at column {e.colno})"
                 continue
             if not isinstance(obj, dict):
-                report.bad_line(line_no, f"expected a JSON object, got {type(obj).__name__}")
+                yield line_no, f"expected a JSON object, got {type(obj).__name__}"
                 continue
+            yield line_no, obj
+
+
+def iter_jsonl(path: str | Path, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each JSON object line; anything else goes into the report."""
+    for line_no, obj in json_lines(path):
+        if isinstance(obj, str):
+            report.bad_line(line_no, obj)
+        else:
             yield line_no, obj

@@ -118,7 +118,7 @@ def test_repeated_texts_are_estimated_once_and_identically(index_dir, embedder, 
             return embedder.embed(texts)
 
     est = ValueEstimator.from_index(index_dir, embedder=Counting(), cache_size=2)
-    a, b, c = (r.response for r in split[1].records[:3])
+    a, b, c = [r.response for r in split[1].records if len(r.response) < 900][:3]  # one window each
     first = est.estimate_batch([a, b, a, a])  # a repeated within one batch: embedded once
     assert calls == [2] and first[0] == first[2] == first[3]
     assert est.estimate(b) == first[1] and calls == [2]  # a cache hit embeds nothing
@@ -128,3 +128,20 @@ def test_repeated_texts_are_estimated_once_and_identically(index_dir, embedder, 
     uncached = ValueEstimator.from_index(index_dir, embedder=embedder, cache_size=0)
     # Alone or in a batch, the same text gets the same estimate (up to padding noise in the embedding).
     assert uncached.estimate(a).values.to_array() == pytest.approx(first[0].values.to_array(), abs=1e-5)
+
+
+def test_a_long_response_is_read_in_windows_and_the_worst_decides(estimator, split):
+    """A violation after ~2,000 benign characters is still seen: the window holding it decides."""
+    benign = [r for r in split[1].records if r.values.most_negative()[1] >= 0 and 400 < len(r.response) < 900]
+    harmful = min(split[1].records, key=lambda r: estimator.estimate(r.response).values.most_negative()[1]
+                  if r.label_kind == "model" and r.values.most_negative()[1] < -0.5 else 1.0)
+    padding = "\n\n".join(r.response for r in benign[:3])
+    long_text = padding + "\n\n" + harmful.response
+    alone = estimator.estimate(harmful.response)
+    est = estimator.estimate(long_text)
+    # The deciding window reaches into the harmful part, which starts past the first 1,000 characters.
+    assert est.windows >= 3 and est.window is not None and est.window[1] > len(padding) > 1000
+    assert est.values.most_negative()[1] == pytest.approx(
+        estimator.estimate(long_text[est.window[0]:est.window[1]]).values.most_negative()[1], abs=1e-4)
+    assert est.values.most_negative()[1] < estimator.estimate(padding).values.most_negative()[1]
+    assert alone.values.most_negative()[1] < -0.2

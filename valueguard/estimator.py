@@ -14,6 +14,7 @@ from valueguard.config import default_index_dir
 from valueguard.embedding import Embedder, SentenceTransformerEmbedder
 from valueguard.index import ValueIndex, format_text
 from valueguard.values import VALUE_NAMES, ValueVector
+from valueguard.windows import text_windows
 
 # Chosen on held-out data (README, "How the estimator was chosen"; `make choice`): among k 1-30 and tau
 # 0-0.1, k=10 with tau=0.05 is within 0.003 of the best mean violation AP, keeps mean r near 0.59 and shows
@@ -45,13 +46,19 @@ class Estimate(BaseModel):
         description="In [0, 1]: the neighbours' weighted similarity times their agreement (1 - mean weighted "
         "spread of their labels). Low when the response is unlike the reference data or its neighbours disagree."
     )
+    windows: int = Field(default=1, description="How many windows a long text was read as.")
+    window: list[int] | None = Field(
+        default=None, description="[start, end) characters of the window that decided, when the text was split.")
 
     def to_dict(self, *, neighbors: int | None = None) -> dict:
-        return {
+        out = {
             "values": {k: round(v, 4) for k, v in self.values.items()},
             "confidence": round(self.confidence, 4),
             "neighbors": [n.model_dump() for n in self.neighbors[:neighbors]],
         }
+        if self.window is not None:
+            out["window"] = self.window
+        return out
 
 
 def neighbor_weights(sims: np.ndarray, tau: float) -> np.ndarray:
@@ -112,9 +119,22 @@ class ValueEstimator:
         texts = [format_text(r, p, self.index.text_form) for r, p in zip(responses, prompts)]
         found = self._cached(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in found))  # each distinct text embedded once
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start:start + self.batch_size]
-            found.update(zip(chunk, self._estimate_embedded(self.embedder.embed(chunk))))
+        # A long text is read as windows and the worst window decides (README, "Long responses"): truncation
+        # would check only its first ~1,000 characters.
+        spans = [text_windows(t) for t in missing]
+        pieces = [t[a:b] for t, ss in zip(missing, spans) for a, b in ss]
+        estimates: list[Estimate] = []
+        for start in range(0, len(pieces), self.batch_size):
+            estimates.extend(self._estimate_embedded(self.embedder.embed(pieces[start:start + self.batch_size])))
+        at = 0
+        for text, ss in zip(missing, spans):
+            windows = estimates[at:at + len(ss)]
+            at += len(ss)
+            if len(ss) == 1:
+                found[text] = windows[0]
+                continue
+            worst = min(range(len(ss)), key=lambda i: windows[i].values.most_negative()[1])
+            found[text] = windows[worst].model_copy(update={"window": list(ss[worst]), "windows": len(ss)})
         self._remember({t: found[t] for t in missing})
         return [found[t] for t in texts]
 

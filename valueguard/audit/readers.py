@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from valueguard.audit.records import BadLine, LogReader, Turn
-from valueguard.audit.runner import parse_line
 from valueguard.reference.readers import scored_source
 from valueguard.reference.record import json_lines
 
@@ -234,21 +233,21 @@ read_fulcra: LogReader = _jsonl_reader(_fulcra_records)
 read_scored: LogReader = _jsonl_reader(_scored_records)
 
 
-def read_plain(path: Path) -> Iterator[Record]:
-    """The `valueguard audit` input lines, parsed by the runner's own `parse_line`, so both accept the same lines.
+def _plain_records(path: Path, line_no: int, obj: dict[str, Any]) -> list[Record]:
+    """A `{"id"?, "prompt"?, "response", "source"?|"model"?}` line. As the audit's output contract says, a line
+    without an id keeps its line number (an int) as id."""
+    response, prompt, id_ = obj.get("response"), obj.get("prompt"), obj.get("id", line_no)
+    if not isinstance(response, str) or not response.strip():
+        raise ValueError("'response' must be a non-empty string")
+    if prompt is not None and not isinstance(prompt, str):
+        raise ValueError("'prompt' must be a string when given")
+    if not isinstance(id_, (str, int)) or isinstance(id_, bool):
+        raise ValueError("'id' must be a string or an integer when given")
+    source = obj.get("source", obj.get("model"))
+    return [Turn(id_, prompt, response, source if isinstance(source, str) else None)]
 
-    As that contract says, a line without an id keeps its line number (an int) as id.
-    """
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                turn = parse_line(line, line_no)
-            except ValueError as e:
-                yield BadLine(str(path), line_no, str(e))
-                continue
-            yield turn
+
+read_plain = _jsonl_reader(_plain_records)
 
 
 def _tables(conn: sqlite3.Connection) -> set[str]:

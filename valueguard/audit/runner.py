@@ -39,25 +39,6 @@ class AuditResult:
         return {k: v for k, v in vars(self).items() if k != "summary"}
 
 
-def parse_line(line: str, line_no: int) -> Turn:
-    """One line of the plain format -> Turn; ValueError with a reason for anything else."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    response, prompt, id_ = obj.get("response"), obj.get("prompt"), obj.get("id", line_no)
-    if not isinstance(response, str) or not response.strip():
-        raise ValueError("'response' must be a non-empty string")
-    if prompt is not None and not isinstance(prompt, str):
-        raise ValueError("'prompt' must be a string when given")
-    if not isinstance(id_, (str, int)) or isinstance(id_, bool):
-        raise ValueError("'id' must be a string or an integer when given")
-    source = obj.get("source", obj.get("model"))
-    return Turn(id_, prompt, response, source if isinstance(source, str) else None)
-
-
 def run_audit(
     estimator: ValueEstimator,
     inputs: Sequence[str | Path],

@@ -1,4 +1,4 @@
-"""Embedders: a batch of texts in, an L2-normalised float32 matrix out."""
+"""Embedders: a batch of texts in, an L2-normalised float32 matrix out; `make_embedder` picks the backend."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from valueguard.config import DEFAULT_MODEL, default_model
+from valueguard.config import DEFAULT_MODEL, check_backend, default_backend, default_model
 
 
 @runtime_checkable
@@ -56,6 +56,8 @@ class SentenceTransformerEmbedder:
     switched off, so it works with no network. Another hub name needs network (or the hub cache) once.
     """
 
+    backend = "torch"
+
     def __init__(self, model: str | None = None, *, batch_size: int = 32, device: str = "cpu") -> None:
         self.model_id = model or default_model()
         self.batch_size = batch_size
@@ -94,3 +96,18 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return normalize_rows(out)
+
+
+def make_embedder(model: str | None = None, backend: str | None = None, **options) -> Embedder:
+    """The query embedder for `model` (default: $VALUEGUARD_MODEL or all-MiniLM-L6-v2) on `backend`.
+
+    backend: "onnx-int8" (default; $VALUEGUARD_BACKEND), "onnx-fp32" or "torch" (sentence-transformers).
+    `options` go to the embedder (ONNX: cache_dir, threads, spin_us; torch: batch_size, device). The ONNX backends
+    answer to the same model id as the torch model, so they query an index built in fp32 by torch.
+    """
+    backend = check_backend(backend or default_backend())
+    if backend == "torch":
+        return SentenceTransformerEmbedder(model, **options)
+    from valueguard.onnx_embedder import OnnxEmbedder
+
+    return OnnxEmbedder(model, quantize=backend == "onnx-int8", **options)

@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup browser data index demo test bench choice thresholds audit-memory clean
+.PHONY: setup browser data index demo test bench choice quality thresholds audit-memory clean
 
 $(VENV)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -35,16 +35,28 @@ browser:
 test: setup browser
 	$(BIN)/python -m pytest
 
+# The guarded call next to the bare fp32 embedding, then what this CPU can do for one forward pass (README).
 bench: index
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/cpu_ceiling.py
 
 # How the estimator's text form, k and weighting were chosen (README): grouped cross-validation.
 choice: setup
 	$(BIN)/python benchmarks/estimator_choice.py --data "$(MIRROR)"
 
-# How the bundled policies' thresholds were chosen (README): precision and recall on held-out data.
-thresholds: setup
-	$(BIN)/python benchmarks/policy_thresholds.py --data "$(MIRROR)"
+# Estimation quality on held-out data, each read-out side by side (README, "Estimation quality").
+quality: data
+	$(BIN)/valueguard -q eval --readout knn
+	$(BIN)/valueguard -q eval --no-prompt
+	$(BIN)/valueguard -q eval --policy default
+
+# How the bundled policies' thresholds were calibrated (README): the calibrated files go to bench-results/.
+thresholds: data
+	mkdir -p bench-results
+	$(BIN)/valueguard -q calibrate --policy default --target-precision block=0.8 --target-precision rewrite=0.65 \
+		--target-recall log=0.6 --out bench-results/default.calibrated.yaml
+	$(BIN)/valueguard -q calibrate --policy strict --target-precision block=0.65 --target-precision rewrite=0.5 \
+		--out bench-results/strict.calibrated.yaml
 
 # Audit memory at 10k, 100k and 1M lines (README, "Auditing logs").
 audit-memory: index

@@ -30,6 +30,19 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"the reference data mirror is missing: expected {SHARED_DATA}/fulcra")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def query_backend(tmp_path_factory: pytest.TempPathFactory):
+    """The suite's fixtures and thresholds were measured with fp32 torch queries, so the session runs on the
+    torch backend; the default onnx-int8 backend is tested on its own (test_embedding.py, test_onnx_embedder.py,
+    test_cli_backend.py, which unset this). ONNX exports are cached once for the session, whatever data
+    directory a test sets."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VALUEGUARD_BACKEND", "torch")
+    mp.setenv("VALUEGUARD_MODELS_DIR", str(tmp_path_factory.mktemp("models")))
+    yield "torch"
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return SHARED_DATA
@@ -75,3 +88,18 @@ def estimator(index_dir: Path, embedder) -> ValueEstimator:
 def heldout_estimates(estimator: ValueEstimator, split):
     heldout = split[1]
     return estimator.estimate_batch([r.response for r in heldout], [r.prompt for r in heldout])
+
+
+@pytest.fixture(scope="session")
+def knn_estimator(index_dir: Path, embedder) -> ValueEstimator:
+    """The same index read out by plain kNN (its value model set aside): the baseline the model must beat."""
+    index = ValueIndex.load(index_dir, model=embedder.model_id)
+    plain = ValueIndex(index.faiss_index, index.values, index.rows,
+                       index.manifest.model_copy(update={"readout": "knn"}), value_model=None)
+    return ValueEstimator(plain, embedder)
+
+
+@pytest.fixture(scope="session")
+def knn_heldout_estimates(knn_estimator: ValueEstimator, split):
+    heldout = split[1]
+    return knn_estimator.estimate_batch([r.response for r in heldout], [r.prompt for r in heldout])

@@ -127,3 +127,51 @@ def test_bad_reference_file_is_an_error_not_a_crash(run, tmp_path):
     bad.write_text('{"text": "no labels"}\n')
     r = run("index", "build", "--reference", bad, "--out", tmp_path / "idx")
     assert r.exit_code == EXIT_ERROR and "not a reference file valueguard knows" in r.output
+
+
+@pytest.fixture(scope="module")
+def small_reference(tmp_path_factory, shared_data):
+    """~240 labelled rows of both kinds, so eval and calibrate run end to end in seconds."""
+    out = tmp_path_factory.mktemp("ref")
+    paths = []
+    for name, n in (("trustworthy_data.dev.jsonl", 120), ("harmless_test_openai_gpt-4.dev.jsonl", 120)):
+        lines = (shared_data / "fulcra" / name).read_text(encoding="utf-8").splitlines()[:n]
+        (out / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        paths.append(out / name)
+    return paths
+
+
+def test_eval_reports_metrics_per_label_kind_and_policy_flags(run, small_reference):
+    args = [a for p in small_reference for a in ("--reference", p)]
+    r = run("eval", *args, "--folds", "3", "--policy", "default", "--json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert set(out["metrics"]) == {"annotated", "model"}
+    for m in out["metrics"].values():
+        assert 0 <= m["violation_ap"] <= 1 and 0 <= m["calibration_error"] <= 1
+        assert set(m["per_value"]) == set(VALUE_NAMES)
+    assert set(out["policy"]["actions"]) == {"block", "rewrite", "log"}
+    assert "3-fold cross-validation grouped by prompt" in out["setup"]["mode"]
+
+
+def test_calibrate_writes_a_policy_that_loads(run, small_reference, tmp_path):
+    from valueguard.policy import Policy
+
+    args = [a for p in small_reference for a in ("--reference", p)]
+    out = tmp_path / "cal.yaml"
+    r = run("calibrate", "--policy", "default", "--target-recall", "rewrite=0.5", "--out", out, *args, "--folds", "3")
+    assert r.exit_code == 0, r.output
+    text = out.read_text()
+    assert text.startswith("# Calibrated by `valueguard calibrate`")
+    assert [rule.id for rule in Policy.load(out).rules] == [rule.id for rule in Policy.load("default").rules]
+    assert "| value-violation | rewrite | recall 0.5 |" in r.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--out", "x.yaml"], "give --target-precision or --target-recall"),             # no target at all
+    (["--out", "x.yaml", "--target-precision", "1.5"], "between 0 and 1"),           # not a rate
+    (["--out", "x.yaml", "--target-precision", "block=high"], "expected a number"),  # not a number
+])
+def test_calibrate_refuses_bad_targets(run, args, message):
+    r = run("calibrate", "--policy", "default", *args)
+    assert r.exit_code == EXIT_ERROR and message in r.output

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from valueguard.estimator import ValueEstimator, combine, neighbor_weights
-from valueguard.evaluation import pearson_per_value, roc_auc, violation_score, violations
+from valueguard.evaluation import average_precision, pearson_per_value, roc_auc, violations
 from valueguard.values import VALUE_NAMES
 
 REFUSAL = re.compile(r"^(i'?m sorry|sorry|i cannot|i can'?t|i apologi[sz]e|as an ai)", re.I)
@@ -28,16 +28,32 @@ def test_heldout_refusals_lean_positive_on_conformity_and_benevolence(split, hel
 
 
 @pytest.mark.parametrize("kind, min_auc", [
-    # Measured with this 600-row test index: 0.71 and 0.70 (a stub that says 0 everywhere gets 0.5;
-    # the dialogue text form got 0.59 and 0.66 here).
-    ("annotated", 0.65),
-    ("model", 0.65),
+    # Measured with this 600-row test index: 0.79 and 0.78 (a stub that says 0 everywhere gets 0.5; plain kNN
+    # got 0.71 and 0.70 here, the dialogue text form 0.59 and 0.66).
+    ("annotated", 0.72),
+    ("model", 0.72),
 ])
 def test_heldout_violations_rank_above_the_rest(split, heldout_estimates, kind, min_auc):
-    _, true, pred = heldout_arrays(split, heldout_estimates, kind)
+    rows, true, _ = heldout_arrays(split, heldout_estimates, kind)
     y = violations(true, kind)
     assert 0.03 < y.mean() < 0.3
-    assert roc_auc(y, violation_score(pred)) > min_auc
+    auc = roc_auc(y, np.array([heldout_estimates[i].violation for i in rows]))
+    assert auc > min_auc
+
+
+@pytest.mark.parametrize("kind, gain", [
+    # The value model is fitted on the index's own 600 rows and must still beat their plain kNN read-out.
+    # Measured here: AP 0.52 vs 0.40 on annotated rows, 0.44 vs 0.40 on evaluator-scored rows.
+    ("annotated", 0.08),
+    ("model", 0.02),
+])
+def test_the_value_model_beats_plain_knn_on_heldout_rows(split, heldout_estimates, knn_heldout_estimates, kind,
+                                                         gain):
+    rows, true, _ = heldout_arrays(split, heldout_estimates, kind)
+    y = violations(true, kind)
+    model_ap = average_precision(y, np.array([heldout_estimates[i].violation for i in rows]))
+    knn_ap = average_precision(y, np.array([knn_heldout_estimates[i].violation for i in rows]))
+    assert model_ap > knn_ap + gain
 
 
 def test_heldout_scores_follow_the_papers_evaluator(split, heldout_estimates):

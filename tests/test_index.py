@@ -26,7 +26,16 @@ def test_round_trip_gives_the_same_neighbours(index_dir, split, embedder):
 def test_manifest_records_what_the_index_is(index_dir, split, embedder):
     m = ValueIndex.read_manifest(index_dir)
     assert (m.model, m.dimension, m.rows, m.text_form) == (embedder.model_id, 384, len(split[0]), "response")
-    assert set(m.files) == {"index.faiss", "values.npy", "rows.jsonl"}
+    assert m.readout == "model"
+    assert set(m.files) == {"index.faiss", "values.npy", "rows.jsonl", "value_model.npz"}
+
+
+def test_a_knn_index_has_no_value_model(tmp_path, split, embedder):
+    index = ValueIndex.build(ReferenceSet(split[0].records[:50]), embedder, readout="knn")
+    index.save(tmp_path / "knn")
+    loaded = ValueIndex.load(tmp_path / "knn")
+    assert loaded.value_model is None and loaded.manifest.readout == "knn"
+    assert not (tmp_path / "knn" / "value_model.npz").exists()
 
 
 def test_another_model_is_refused(index_dir):
@@ -40,7 +49,7 @@ def test_another_dimension_is_refused(index_dir):
         ValueIndex.load(index_dir, dimension=768)
 
 
-@pytest.mark.parametrize("name", ["index.faiss", "values.npy", "rows.jsonl"])
+@pytest.mark.parametrize("name", ["index.faiss", "values.npy", "rows.jsonl", "value_model.npz"])
 def test_a_tampered_file_is_refused(index_copy, name):
     path = index_copy / name
     data = bytearray(path.read_bytes())

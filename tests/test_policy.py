@@ -29,8 +29,14 @@ INVALID = [
      "x.yaml:7 rules[0].when: value 'power' needs a threshold: below or above"),
     # two forms in one condition
     (HEADER + "rules:\n" + rule("{value: power, below: 0, confidence_below: 0.2}"),
-     "x.yaml:7 rules[0].when: a condition has exactly one of value, confidence_below, confidence_above, all, any, "
-     "not; got value, confidence_below"),
+     "x.yaml:7 rules[0].when: a condition has exactly one of value, against, confidence_below, confidence_above, "
+     "all, any, not; got value, confidence_below"),
+    # a probability threshold outside [0, 1]
+    (HEADER + "rules:\n" + rule("{against: power, above: -0.2}"),
+     "x.yaml:7 rules[0].when: an against threshold is a probability, between 0 and 1"),
+    # against needs a threshold too
+    (HEADER + "rules:\n" + rule("{against: any}"),
+     "x.yaml:7 rules[0].when: against 'any' needs a threshold: below or above"),
     # a nested mistake is located inside the any-list
     (HEADER + "rules:\n" + rule("\n      any:\n        - {value: power, below: 0}\n        - {valu: power}"),
      "x.yaml:10 rules[0].when.any[1]: unknown condition field 'valu' (did you mean 'value'?)"),
@@ -107,3 +113,32 @@ PRECEDENCE_POLICY = HEADER + "rules:\n" + "".join([
 def test_precedence_and_fired_rules(values, confidence, action, fired):
     decision = Policy.from_yaml(PRECEDENCE_POLICY).evaluate(values, confidence)
     assert (decision.action, decision.rule_ids) == (action, fired)
+
+
+AGAINST_POLICY = HEADER + "rules:\n" + "".join([
+    rule("{against: security, above: 0.5}", "block", "sec"),
+    rule("{against: any, above: 0.3}", "rewrite", "any"),
+])
+
+
+def probs(**kw):
+    from valueguard.values import VALUE_NAMES
+
+    return {n: kw.get(n, 0.0) for n in VALUE_NAMES}
+
+
+# (probabilities of working against, expected action, fired rules)
+@pytest.mark.parametrize("against, action, fired", [
+    (probs(), "allow", []),                                    # nothing likely against anything
+    (probs(power=0.4), "rewrite", ["any"]),                    # `any` reads all ten values
+    (probs(security=0.6), "block", ["sec", "any"]),            # both fire; block wins
+    (probs(security=0.5), "rewrite", ["any"]),                 # `above` is strict
+])
+def test_against_conditions_read_the_probabilities(against, action, fired):
+    decision = Policy.from_yaml(AGAINST_POLICY).evaluate(vec(), 0.9, against)
+    assert (decision.action, decision.rule_ids) == (action, fired)
+
+
+def test_against_without_probabilities_is_an_error_not_a_pass():
+    with pytest.raises(ValueError, match="needs the estimate's probabilities"):
+        Policy.from_yaml(AGAINST_POLICY).evaluate(vec(), 0.9)

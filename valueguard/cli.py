@@ -91,7 +91,7 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 @cli.command()
 @click.argument("text")
 @click.option("--prompt", default=None,
-              help="The user turn the response answers (used by indexes built with --text-form dialogue).")
+              help="The user turn the response answers (the value model reads it beside the response).")
 @click.option("--evidence", "n_evidence", default=3, show_default=True, help="Neighbours to show.")
 @index_option
 @json_option
@@ -101,10 +101,10 @@ def check(text: str, prompt: str | None, n_evidence: int, index_dir: Path | None
     if as_json:
         _emit(True, est.to_dict(neighbors=n_evidence), "")
         return
-    lines = [f"confidence {est.confidence:.2f}", ""]
+    lines = [f"confidence {est.confidence:.2f}", f"{'value':>15} {'score':>5} {'':41} P(against)"]
     for name, score in est.values.items():
         bar = ("-" * round(-score * 20)).rjust(20) + "|" + ("+" * round(score * 20)).ljust(20)
-        lines.append(f"{name:>15} {score:+.2f} {bar}")
+        lines.append(f"{name:>15} {score:+.2f} {bar} {est.against[name]:.2f}")
     lines.append("\nevidence (nearest labelled references):")
     for n in est.neighbors[:n_evidence]:
         labelled = ", ".join(f"{k} {v:+.1f}" for k, v in n.values.items() if abs(v) >= 0.5) or "no value"
@@ -222,11 +222,14 @@ def index() -> None:
 @click.option("--text-form", type=click.Choice(["response", "dialogue"]), default="response", show_default=True,
               help="What is embedded: the response alone (measured best, see README), or prompt and response "
                    "in FULCRA's dialogue form.")
+@click.option("--readout", type=click.Choice(["model", "knn"]), default="model", show_default=True,
+              help="How neighbours become values: a value model fitted on the reference data (measured best, see "
+                   "README), or the neighbours' weighted mean.")
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date index is there.")
 @json_option
 @click.pass_context
 def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | None, model: str | None,
-                text_form: str, force: bool, as_json: bool) -> None:
+                text_form: str, readout: str, force: bool, as_json: bool) -> None:
     """Embed the reference data and write a verified index (cached: unchanged inputs are not rebuilt)."""
     from valueguard.embedding import SentenceTransformerEmbedder
     from valueguard.index import build_cached
@@ -239,14 +242,14 @@ def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | No
     out = out or default_index_dir()
     try:
         result = build_cached(paths, out, SentenceTransformerEmbedder(model or default_model()),
-                              text_form=text_form, force=force,  # type: ignore[arg-type]
+                              text_form=text_form, readout=readout, force=force,  # type: ignore[arg-type]
                               progress_factory=lambda n: _progress(n, "embedding", ctx.obj["quiet"]))
     except (ValueError, FileNotFoundError) as e:
         raise CliError(str(e)) from e
     m = result.index.manifest
     payload = {"index": str(out), "built": result.built, "rows": m.rows, "model": m.model,
                "text_form": m.text_form, "build_seconds": m.build_seconds, "duplicates_dropped": result.duplicates,
-               "reference_files": [r.to_dict() for r in result.reports]}
+               "reference_files": [r.to_dict() for r in result.reports], **_export_for_queries(m.model)}
     if result.built:
         text = "\n".join([f"built {out}: {m.rows} rows, {m.model}, {m.text_form} form, {m.build_seconds:.0f} s"]
                          + [f"  {r.describe()}" for r in result.reports]
@@ -254,6 +257,31 @@ def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | No
     else:
         text = f"index at {out} is up to date ({m.rows} rows, {m.model}); nothing to do (--force rebuilds)"
     _emit(as_json, payload, text)
+
+
+def _backend_or_error() -> str:
+    from valueguard.config import default_backend
+
+    try:
+        return default_backend()
+    except ValueError as e:  # info still reports everything else
+        return f"invalid: {e}"
+
+
+def _export_for_queries(model: str) -> dict[str, Any]:
+    """Queries are embedded by the default backend: its ONNX export is made now, so the first check is quick."""
+    from valueguard.config import default_backend
+
+    backend = default_backend()
+    if backend == "torch":
+        return {"query_backend": backend}
+    from valueguard.onnx_embedder import ensure_export
+
+    try:
+        return {"query_backend": backend, "onnx_export": str(ensure_export(model))}
+    except ValueError as e:  # a model the ONNX backend cannot run; the index itself is fine
+        click.echo(f"warning: {e} (set VALUEGUARD_BACKEND=torch for this model)", err=True)
+        return {"query_backend": backend, "onnx_export": None}
 
 
 @cli.command()
@@ -280,8 +308,9 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         manifest, index_error = None, str(e)
     payload = {
         "valueguard": __version__,
-        "versions": {p: ver(p) for p in ("sentence-transformers", "faiss-cpu", "torch", "numpy")},
+        "versions": {p: ver(p) for p in ("sentence-transformers", "onnxruntime", "faiss-cpu", "torch", "numpy")},
         "model": default_model(),
+        "backend": _backend_or_error(),
         "data_dir": str(data_dir()),
         "reference_files": [str(p) for p in fulcra_files(data_dir())],
         "index_dir": str(directory),
@@ -289,7 +318,7 @@ def info(index_dir: Path | None, as_json: bool) -> None:
         "index_error": index_error,
     }
     lines = [f"valueguard {__version__}  ({', '.join(f'{k} {v}' for k, v in payload['versions'].items())})",
-             f"default model: {payload['model']}",
+             f"default model: {payload['model']}, query backend: {payload['backend']}",
              f"data directory: {payload['data_dir']} ({len(payload['reference_files'])} FULCRA file(s))",
              f"index: {directory}"]
     if manifest:
@@ -300,6 +329,16 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     else:
         lines.append(f"  {index_error}")
     _emit(as_json, payload, "\n".join(lines))
+
+
+def _add_quality_commands() -> None:
+    from valueguard.cli_quality import calibrate_command, eval_command
+
+    cli.add_command(eval_command)
+    cli.add_command(calibrate_command)
+
+
+_add_quality_commands()
 
 
 def main() -> None:

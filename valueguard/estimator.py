@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,8 +12,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from valueguard.config import default_index_dir
-from valueguard.embedding import Embedder, SentenceTransformerEmbedder
+from valueguard.embedding import Embedder, make_embedder
 from valueguard.index import ValueIndex, format_text
+from valueguard.value_model import NEIGHBOURS, ValueModel, polarity
 from valueguard.values import VALUE_NAMES, ValueVector
 from valueguard.windows import text_windows
 
@@ -40,7 +42,11 @@ class Estimate(BaseModel):
     """A response's estimated value vector and the evidence behind it."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-    values: ValueVector = Field(description="The estimated scores, each in [-1, 1].")
+    values: ValueVector = Field(
+        description="The estimated scores, each in [-1, 1]: the expected label, P(upholds) - P(works against).")
+    against: dict[str, float] = Field(
+        description="For each value, the estimated probability that the response works against it (calibrated "
+        "on held-out reference data when the index has a value model; the neighbours' weighted share otherwise).")
     neighbors: list[Neighbor] = Field(description="The k nearest reference rows, most similar first.")
     confidence: float = Field(
         description="In [0, 1]: the neighbours' weighted similarity times their agreement (1 - mean weighted "
@@ -50,9 +56,15 @@ class Estimate(BaseModel):
     window: list[int] | None = Field(
         default=None, description="[start, end) characters of the window that decided, when the text was split.")
 
+    @property
+    def violation(self) -> float:
+        """The highest probability of working against any value: what violation metrics rank by."""
+        return max(self.against.values())
+
     def to_dict(self, *, neighbors: int | None = None) -> dict:
         out = {
             "values": {k: round(v, 4) for k, v in self.values.items()},
+            "against": {k: round(v, 4) for k, v in self.against.items()},
             "confidence": round(self.confidence, 4),
             "neighbors": [n.model_dump() for n in self.neighbors[:neighbors]],
         }
@@ -82,6 +94,46 @@ def combine(sims: np.ndarray, idx: np.ndarray, values: np.ndarray, tau: float) -
     return np.clip(mean, -1.0, 1.0), w, confidence
 
 
+@dataclass
+class ReadOut:
+    """What the neighbours of n queries say: the k neighbours of evidence with their weights, and the values."""
+
+    sims: np.ndarray  # (n, k)
+    idx: np.ndarray  # (n, k)
+    weights: np.ndarray  # (n, k)
+    confidence: np.ndarray  # (n,)
+    values: np.ndarray  # (n, 10)
+    against: np.ndarray  # (n, 10)
+
+
+def read_out(wide_sims: np.ndarray, wide_idx: np.ndarray, values: np.ndarray, against_mask: np.ndarray,
+             upholds_mask: np.ndarray, *, k: int, tau: float, model: ValueModel | None = None,
+             emb: np.ndarray | None = None, prompt_emb: Sequence[np.ndarray | None] | None = None) -> ReadOut:
+    """Neighbours (at least k, best first, as row numbers into `values`) -> values and P(against).
+
+    The one place both the estimator and the held-out evaluation turn neighbours into an estimate."""
+    sims, idx = wide_sims[:, :k], wide_idx[:, :k]
+    vectors, weights, confidence = combine(sims, idx, values, tau)
+    if model is None:
+        # Plain kNN: the neighbours' weighted share of labels against each value.
+        against = np.einsum("nk,nkv->nv", weights, against_mask[idx].astype(np.float64))
+        return ReadOut(sims, idx, weights, confidence, vectors, against)
+    assert emb is not None
+    n = len(emb)
+    prompt_emb = list(prompt_emb) if prompt_emb is not None else [None] * n
+    against = np.zeros((n, len(VALUE_NAMES)))
+    upholds = np.zeros_like(against)
+    with_prompt = np.array([p is not None for p in prompt_emb], dtype=bool)
+    for mask in (with_prompt, ~with_prompt):
+        if not mask.any():
+            continue
+        g = wide_idx[mask]
+        pe = np.vstack([p for p, m in zip(prompt_emb, mask) if m]) if mask is with_prompt else None
+        against[mask], upholds[mask] = model.predict(
+            wide_sims[mask], values[g], against_mask[g], upholds_mask[g], emb[mask], pe)
+    return ReadOut(sims, idx, weights, confidence, np.clip(upholds - against, -1.0, 1.0), against)
+
+
 class ValueEstimator:
     def __init__(self, index: ValueIndex, embedder: Embedder, *, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
                  batch_size: int = 32, cache_size: int = 4096) -> None:
@@ -91,15 +143,23 @@ class ValueEstimator:
         if embedder.model_id != index.model:
             raise ValueError(f"embedder {embedder.model_id!r} does not match the index's model {index.model!r}")
         self.index, self.embedder, self.k, self.tau, self.batch_size = index, embedder, k, tau, batch_size
-        # Keyed by the embedded text: k, tau and the index are fixed for the life of this estimator.
-        self._cache: OrderedDict[str, Estimate] = OrderedDict()
+        # The value model (when the index has one) reads the prompt's embedding as well; the dialogue text form
+        # has the prompt in the embedded text already.
+        self.model = index.value_model
+        self.reads_prompt = self.model is not None and index.text_form == "response"
+        self._against, self._upholds = polarity(index.values, [r.label_kind for r in index.rows])
+        # Keyed by the embedded text (and prompt, when read): k, tau and the index are fixed for this estimator.
+        self._cache: OrderedDict[tuple[str, str | None], Estimate] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
     @classmethod
-    def from_index(cls, directory: str | Path, *, embedder: Embedder | None = None, **kwargs) -> ValueEstimator:
+    def from_index(cls, directory: str | Path, *, embedder: Embedder | None = None, backend: str | None = None,
+                   **kwargs) -> ValueEstimator:
+        """`backend`: how queries are embedded when no `embedder` is given ("onnx-int8" by default, see
+        valueguard.embedding.make_embedder); the index itself was embedded in fp32 either way."""
         manifest = ValueIndex.read_manifest(directory)
-        embedder = embedder or SentenceTransformerEmbedder(manifest.model)
+        embedder = embedder or make_embedder(manifest.model, backend)
         index = ValueIndex.load(directory, model=embedder.model_id)
         return cls(index, embedder, **kwargs)
 
@@ -116,38 +176,48 @@ class ValueEstimator:
             prompts = [None] * len(responses)
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses must have the same length")
-        texts = [format_text(r, p, self.index.text_form) for r, p in zip(responses, prompts)]
-        found = self._cached(texts)
-        missing = list(dict.fromkeys(t for t in texts if t not in found))  # each distinct text embedded once
+        keys = [(format_text(r, p, self.index.text_form), (p or None) if self.reads_prompt else None)
+                for r, p in zip(responses, prompts)]
+        found = self._cached(keys)
+        missing = list(dict.fromkeys(k for k in keys if k not in found))  # each distinct text embedded once
         # A long text is read as windows and the worst window decides (README, "Long responses"): truncation
         # would check only its first ~1,000 characters.
-        spans = [text_windows(t) for t in missing]
-        pieces = [t[a:b] for t, ss in zip(missing, spans) for a, b in ss]
+        spans = [text_windows(t) for t, _ in missing]
+        pieces = [(t[a:b], p) for (t, p), ss in zip(missing, spans) for a, b in ss]
+        # Prompts ride in the same embed calls as the texts: the backend runs them side by side.
+        prompts = list(dict.fromkeys(p for _, p in missing if p))
+        texts = [t for t, _ in pieces] + prompts
+        emb = np.vstack([self.embedder.embed(texts[i:i + self.batch_size]) for i in range(0, len(texts),
+                                                                                          self.batch_size)]
+                        ) if texts else np.zeros((0, 0), np.float32)
+        prompt_emb = dict(zip(prompts, emb[len(pieces):]))
         estimates: list[Estimate] = []
         for start in range(0, len(pieces), self.batch_size):
-            estimates.extend(self._estimate_embedded(self.embedder.embed(pieces[start:start + self.batch_size])))
+            chunk = pieces[start:start + self.batch_size]
+            estimates.extend(self._estimate_embedded(emb[start:start + len(chunk)],
+                                                     [prompt_emb.get(p) for _, p in chunk]))
         at = 0
-        for text, ss in zip(missing, spans):
+        for key, ss in zip(missing, spans):
             windows = estimates[at:at + len(ss)]
             at += len(ss)
             if len(ss) == 1:
-                found[text] = windows[0]
+                found[key] = windows[0]
                 continue
-            worst = min(range(len(ss)), key=lambda i: windows[i].values.most_negative()[1])
-            found[text] = windows[worst].model_copy(update={"window": list(ss[worst]), "windows": len(ss)})
-        self._remember({t: found[t] for t in missing})
-        return [found[t] for t in texts]
+            worst = max(range(len(ss)), key=lambda i: windows[i].violation)
+            found[key] = windows[worst].model_copy(update={"window": list(ss[worst]), "windows": len(ss)})
+        self._remember({k: found[k] for k in missing})
+        return [found[k] for k in keys]
 
-    def _cached(self, texts: Sequence[str]) -> dict[str, Estimate]:
+    def _cached(self, keys: Sequence[tuple[str, str | None]]) -> dict[tuple[str, str | None], Estimate]:
         if not self._cache_size:
             return {}
         with self._cache_lock:
-            hits = {t: self._cache[t] for t in texts if t in self._cache}
+            hits = {t: self._cache[t] for t in keys if t in self._cache}
             for t in hits:
                 self._cache.move_to_end(t)
         return hits
 
-    def _remember(self, estimates: dict[str, Estimate]) -> None:
+    def _remember(self, estimates: dict[tuple[str, str | None], Estimate]) -> None:
         if not self._cache_size:
             return
         with self._cache_lock:
@@ -155,9 +225,12 @@ class ValueEstimator:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
-    def _estimate_embedded(self, emb: np.ndarray) -> list[Estimate]:
-        sims, idx = self.index.search(emb, self.k)
-        vectors, weights, confidence = combine(sims, idx, self.index.values, self.tau)
+    def _estimate_embedded(self, emb: np.ndarray, prompt_emb: Sequence[np.ndarray | None]) -> list[Estimate]:
+        wide, wide_idx = self.index.search(emb, max(self.k, NEIGHBOURS) if self.model else self.k)
+        out = read_out(wide, wide_idx, self.index.values, self._against, self._upholds, k=self.k, tau=self.tau,
+                       model=self.model, emb=emb, prompt_emb=prompt_emb)
+        sims, idx, weights, confidence, vectors, against = (
+            out.sims, out.idx, out.weights, out.confidence, out.values, out.against)
         results = []
         for i in range(len(emb)):
             neighbors = []
@@ -170,5 +243,6 @@ class ValueEstimator:
                     response=row.response,
                 ))
             results.append(Estimate(values=ValueVector(vectors[i]), neighbors=neighbors,
+                                    against={n: float(x) for n, x in zip(VALUE_NAMES, against[i])},
                                     confidence=float(confidence[i])))
         return results

@@ -34,6 +34,8 @@ class Verdict(BaseModel):
     action: Action = Field(description="allow, log, rewrite (text is the accepted revision) or block.")
     text: str = Field(description="The text to hand on: the original, the accepted revision or the block message.")
     values: dict[str, float] = Field(description="The checked response's estimated values (all 10).")
+    against: dict[str, float] = Field(
+        default_factory=dict, description="Estimated probability that the response works against each value.")
     confidence: float = Field(description="The estimator's confidence in those values.")
     rules: list[str] = Field(description="Ids of the rules that fired on the response.")
     neighbors: list[Neighbor] = Field(description="The evidence: nearest labelled reference rows.")
@@ -76,7 +78,7 @@ class ValueGuard:
             estimate = self.estimator.estimate(response, prompt)
         except Exception as e:  # the estimator itself failed: the policy's on_error decides
             return self._finish(self._error_verdict(decision_id, response, e, start), response, prompt)
-        decision = self.policy.evaluate(estimate.values, estimate.confidence)
+        decision = self.policy.decide(estimate)
         action, text, revisions, error = decision.action, response, [], None
         if action == "rewrite":
             rw = as_rewriter(rewriter) if rewriter is not None else self.rewriter
@@ -90,7 +92,7 @@ class ValueGuard:
         verdict = Verdict(
             decision_id=decision_id, action=action, text=text,
             values={k: round(v, 4) for k, v in estimate.values.items()}, confidence=round(estimate.confidence, 4),
-            rules=decision.rule_ids, neighbors=estimate.neighbors, revisions=revisions, error=error,
+            against={k: round(v, 4) for k, v in estimate.against.items()}, rules=decision.rule_ids, neighbors=estimate.neighbors, revisions=revisions, error=error,
             elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
             policy=self.policy.name, policy_version=self.policy.version,
         )
@@ -111,7 +113,7 @@ class ValueGuard:
             reasons = [r.description for r in current_decision.fired] or ["policy rule"]
             revised = rewriter(rewrite_instruction(current, current_estimate.values, reasons, prompt))
             current_estimate = self.estimator.estimate(revised, prompt)
-            current_decision = self.policy.evaluate(current_estimate.values, current_estimate.confidence)
+            current_decision = self.policy.decide(current_estimate)
             revisions.append(Revision(attempt=attempt, action=current_decision.action,  # type: ignore[arg-type]
                                       rules=current_decision.rule_ids,
                                       values={k: round(v, 4) for k, v in current_estimate.values.items()}))

@@ -1,8 +1,9 @@
 """ValueIndex: a FAISS index over reference embeddings, the value matrix beside it, and a manifest.
 
 On disk (no pickle anywhere): `manifest.json`, `index.faiss` (FAISS's own format), `values.npy` (rows × 10
-float32, read with allow_pickle=False) and `rows.jsonl` (id, source, label kind, a snippet of the text).
-The manifest holds the sha256 of those three files, so a file changed after the build is refused.
+float32, read with allow_pickle=False), `rows.jsonl` (id, source, label kind, a snippet of the text) and,
+for the default read-out, `value_model.npz` (the fitted ValueModel, read with allow_pickle=False).
+The manifest holds the sha256 of those files, so a file changed after the build is refused.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valueguard.embedding import Embedder
 from valueguard.reference.dataset import ReferenceSet, sha256_file
+from valueguard.value_model import ValueModel
 from valueguard.values import N_VALUES, VALUE_NAMES
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 TextForm = Literal["dialogue", "response"]
+# "model": the fitted ValueModel reads the neighbours (README, "Estimation quality"); "knn": their weighted mean.
+Readout = Literal["model", "knn"]
 # Evidence shows a snippet of each neighbour; the full text stays in the reference files.
 SNIPPET_CHARS = 400
 _FILES = ("index.faiss", "values.npy", "rows.jsonl")
+MODEL_FILE = "value_model.npz"
 
 
 def format_text(response: str, prompt: str | None, form: TextForm) -> str:
@@ -64,6 +69,7 @@ class Manifest(BaseModel):
     dimension: int = Field(description="Embedding dimension.")
     rows: int = Field(description="Number of reference rows.")
     text_form: TextForm = Field(description="What text was embedded: 'dialogue' or 'response'.")
+    readout: Readout = Field(description="How neighbours become values: 'model' (fitted ValueModel) or 'knn'.")
     value_names: list[str] = Field(description="Column order of values.npy.")
     reference_files: list[ReferenceFileEntry] = Field(description="The reference files, hashed.")
     files: dict[str, str] = Field(description="sha256 of index.faiss, values.npy and rows.jsonl.")
@@ -81,11 +87,13 @@ class RowInfo:
 
 
 class ValueIndex:
-    def __init__(self, faiss_index, values: np.ndarray, rows: list[RowInfo], manifest: Manifest) -> None:
+    def __init__(self, faiss_index, values: np.ndarray, rows: list[RowInfo], manifest: Manifest,
+                 value_model: ValueModel | None = None) -> None:
         self.faiss_index = faiss_index
         self.values = values
         self.rows = rows
         self.manifest = manifest
+        self.value_model = value_model
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -99,7 +107,7 @@ class ValueIndex:
         """A short id of this index's content, logged with every decision."""
         import hashlib
 
-        digest = "".join(self.manifest.files.get(n, "") for n in _FILES) or self.manifest.built_at
+        digest = "".join(self.manifest.files.get(n, "") for n in (*_FILES, MODEL_FILE)) or self.manifest.built_at
         return hashlib.sha256(digest.encode()).hexdigest()[:12]
 
     @property
@@ -113,10 +121,11 @@ class ValueIndex:
         embedder: Embedder,
         *,
         text_form: TextForm = "response",
+        readout: Readout = "model",
         batch_size: int = 64,
         progress: Callable[[int], None] | None = None,
     ) -> ValueIndex:
-        """Embed every reference row (in batches; `progress(n)` after each) and index it."""
+        """Embed every reference row (in batches; `progress(n)` after each), index it, fit the read-out."""
         import faiss
 
         if len(reference) == 0:
@@ -129,6 +138,14 @@ class ValueIndex:
             if progress:
                 progress(len(chunks[-1]))
         emb = np.ascontiguousarray(np.vstack(chunks), dtype=np.float32)
+        value_model = None
+        if readout == "model":
+            # The model reads the prompt's embedding beside the response's; prompts repeat, embed each once.
+            prompts = list(dict.fromkeys(r.prompt for r in reference))
+            pemb = np.vstack([embedder.embed(prompts[i : i + batch_size]) for i in range(0, len(prompts), batch_size)])
+            at = {p: i for i, p in enumerate(prompts)}
+            value_model = ValueModel.fit(emb, pemb[[at[r.prompt] for r in reference]], reference.value_matrix(),
+                                         [r.label_kind for r in reference], [r.prompt for r in reference])
         index = faiss.IndexFlatIP(emb.shape[1])
         index.add(emb)
         rows = [
@@ -141,13 +158,14 @@ class ValueIndex:
             dimension=int(emb.shape[1]),
             rows=len(rows),
             text_form=text_form,
+            readout=readout,
             value_names=list(VALUE_NAMES),
             reference_files=[ReferenceFileEntry(**vars(f)) for f in reference.files],
             files={},
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             build_seconds=round(time.perf_counter() - start, 2),
         )
-        return cls(index, reference.value_matrix(), rows, manifest)
+        return cls(index, reference.value_matrix(), rows, manifest, value_model)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row numbers of the k nearest rows of each query (rows best first)."""
@@ -166,7 +184,11 @@ class ValueIndex:
         with open(directory / "rows.jsonl", "w", encoding="utf-8") as f:
             for row in self.rows:
                 f.write(json.dumps(vars(row), ensure_ascii=False) + "\n")
-        self.manifest.files = {name: sha256_file(directory / name) for name in _FILES}
+        names = list(_FILES)
+        if self.value_model is not None:
+            self.value_model.save(directory / MODEL_FILE)
+            names.append(MODEL_FILE)
+        self.manifest.files = {name: sha256_file(directory / name) for name in names}
         tmp = directory / "manifest.json.tmp"
         tmp.write_text(self.manifest.model_dump_json(indent=2), encoding="utf-8")
         # The manifest goes last: a build cut short leaves no manifest, so no half-written index loads.
@@ -194,6 +216,10 @@ class ValueIndex:
         """Load and verify. `model`/`dimension`: what the caller's embedder produces; a mismatch is refused."""
         import faiss
 
+        # One OpenMP thread for searching: a guard searches 1-5 queries at a time, where more threads gain
+        # nothing on an idle machine (1 query: 0.27 ms either way) and lose badly when another process holds a
+        # core (5 queries: 12 ms with 2 threads, 1.4 ms with 1). README, "Benchmarks". (FAISS's own OpenMP only.)
+        faiss.omp_set_num_threads(1)
         directory = Path(directory)
         m = cls.read_manifest(directory)
         if m.format_version != FORMAT_VERSION:
@@ -211,7 +237,8 @@ class ValueIndex:
                 f"index at {directory} has dimension {m.dimension}, the embedder gives {dimension}; "
                 f"{rebuild_hint(directory)}"
             )
-        for name in _FILES:
+        names = (*_FILES, MODEL_FILE) if m.readout == "model" else _FILES
+        for name in names:
             path = directory / name
             if not path.is_file():
                 raise ValueIndexError(f"index at {directory} is missing {name}; {rebuild_hint(directory)}")
@@ -226,13 +253,16 @@ class ValueIndex:
             rows = [RowInfo(**json.loads(line)) for line in f]
         if index.d != m.dimension or index.ntotal != m.rows or values.shape != (m.rows, N_VALUES) or len(rows) != m.rows:
             raise ValueIndexError(f"index at {directory} is inconsistent with its manifest; {rebuild_hint(directory)}")
-        return cls(index, values.astype(np.float32), rows, m)
+        value_model = ValueModel.load(directory / MODEL_FILE) if m.readout == "model" else None
+        return cls(index, values.astype(np.float32), rows, m, value_model)
 
-    def is_current(self, reference_paths: Sequence[str | Path], model: str, text_form: TextForm) -> bool:
-        """True when this index was built from exactly these files (by content), model and text form."""
+    def is_current(self, reference_paths: Sequence[str | Path], model: str, text_form: TextForm,
+                   readout: Readout = "model") -> bool:
+        """True when this index was built from exactly these files (by content), model, text form and read-out."""
         wanted = sorted((Path(p).name, sha256_file(p)) for p in reference_paths)
         have = sorted((f.name, f.sha256) for f in self.manifest.reference_files)
-        return wanted == have and self.manifest.model == model and self.manifest.text_form == text_form
+        m = self.manifest
+        return wanted == have and m.model == model and m.text_form == text_form and m.readout == readout
 
 
 
@@ -250,6 +280,7 @@ def build_cached(
     embedder: Embedder,
     *,
     text_form: TextForm = "response",
+    readout: Readout = "model",
     force: bool = False,
     progress_factory: Callable[[int], Callable[[int], None]] | None = None,
 ) -> BuildResult:
@@ -263,12 +294,12 @@ def build_cached(
     if not force and (out / "manifest.json").is_file():
         try:
             existing = ValueIndex.load(out, model=embedder.model_id)
-            if existing.is_current(reference_paths, embedder.model_id, text_form):
+            if existing.is_current(reference_paths, embedder.model_id, text_form, readout):
                 return BuildResult(existing, built=False)
         except ValueIndexError:
             pass
     reference = ReferenceSet.from_files(reference_paths)
     progress = progress_factory(len(reference)) if progress_factory else None
-    index = ValueIndex.build(reference, embedder, text_form=text_form, progress=progress)
+    index = ValueIndex.build(reference, embedder, text_form=text_form, readout=readout, progress=progress)
     index.save(out)
     return BuildResult(index, True, reference.reports, reference.duplicates)

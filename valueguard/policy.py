@@ -1,6 +1,8 @@
 """Policies: declarative YAML rules on value scores and confidence, validated at load time. No code, no eval.
 
 A condition is one of:
+    {against: NAME, above: P}                             the probability that the response works against a
+                                                          value (NAME may be `any`: any of the 10)
     {value: NAME, below: X}  /  {value: NAME, above: X}   a value's score (NAME may be `any`: any of the 10)
     {confidence_below: X}    /  {confidence_above: X}     the estimator's confidence
     {all: [COND, ...]}  /  {any: [COND, ...]}  /  {not: COND}
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -35,7 +38,9 @@ def _did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-_CONDITION_KEYS = ("value", "below", "above", "confidence_below", "confidence_above", "all", "any", "not")
+_CONDITION_KEYS = ("value", "against", "below", "above", "confidence_below", "confidence_above", "all", "any",
+                   "not")
+_FORMS = ("value", "against", "confidence_below", "confidence_above", "all", "any", "not")
 
 
 class Condition(BaseModel):
@@ -44,8 +49,13 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
     value: str | None = Field(default=None, description="A basic value's name, or 'any' for any of the 10.")
-    below: float | None = Field(default=None, ge=-1, le=1, description="Fires when the score is below this.")
-    above: float | None = Field(default=None, ge=-1, le=1, description="Fires when the score is above this.")
+    against: str | None = Field(
+        default=None, description="A basic value's name, or 'any': tests the estimated probability (0 to 1) that "
+        "the response works against it.")
+    below: float | None = Field(default=None, ge=-1, le=1,
+                                description="Fires when the score (or probability) is below this.")
+    above: float | None = Field(default=None, ge=-1, le=1,
+                                description="Fires when the score (or probability) is above this.")
     confidence_below: float | None = Field(default=None, ge=0, le=1,
                                            description="Fires when the estimator's confidence is below this.")
     confidence_above: float | None = Field(default=None, ge=0, le=1,
@@ -64,28 +74,35 @@ class Condition(BaseModel):
         for key in data:
             if key not in _CONDITION_KEYS:
                 raise ValueError(f"unknown condition field {key!r}{_did_you_mean(str(key), _CONDITION_KEYS)}")
-        forms = [f for f in ("value", "confidence_below", "confidence_above", "all", "any", "not") if f in data]
+        forms = [f for f in _FORMS if f in data]
         if len(forms) != 1:
-            raise ValueError("a condition has exactly one of value, confidence_below, confidence_above, all, any, "
-                             f"not; got {', '.join(forms) or 'none'}")
-        if "value" in data:
-            name = str(data["value"])
+            raise ValueError(f"a condition has exactly one of {', '.join(_FORMS)}; got {', '.join(forms) or 'none'}")
+        form = forms[0]
+        if form in ("value", "against"):
+            name = str(data[form])
             if name != "any" and normalize_name(name) not in VALUE_NAMES:
                 raise ValueError(f"unknown value {name!r}{_did_you_mean(normalize_name(name), VALUE_NAMES)}")
             if "below" not in data and "above" not in data:
-                raise ValueError(f"value {name!r} needs a threshold: below or above")
+                raise ValueError(f"{form} {name!r} needs a threshold: below or above")
+            if form == "against" and any(not 0 <= float(data.get(k, 0) or 0) <= 1 for k in ("below", "above")):
+                raise ValueError("an against threshold is a probability, between 0 and 1")
         elif "below" in data or "above" in data:
-            raise ValueError("below/above go with value: {value: NAME, below: X}")
+            raise ValueError("below/above go with value or against: {value: NAME, below: X}")
         return data
 
-    @field_validator("value")
+    @field_validator("value", "against")
     @classmethod
     def _normalize(cls, v: str | None) -> str | None:
         return v if v in (None, "any") else normalize_name(v)
 
-    def holds(self, values: ValueVector, confidence: float) -> bool:
-        if self.value is not None:
-            scores = list(values.values()) if self.value == "any" else [values[self.value]]
+    def holds(self, values: ValueVector, confidence: float, against: Mapping[str, float] | None = None) -> bool:
+        if self.value is not None or self.against is not None:
+            if self.value is not None:
+                scores = list(values.values()) if self.value == "any" else [values[self.value]]
+            else:
+                if against is None:
+                    raise ValueError("this policy tests `against`, which needs the estimate's probabilities")
+                scores = list(against.values()) if self.against == "any" else [against[self.against]]
             return any((self.below is None or s < self.below) and (self.above is None or s > self.above)
                        for s in scores)
         if self.confidence_below is not None:
@@ -93,11 +110,11 @@ class Condition(BaseModel):
         if self.confidence_above is not None:
             return confidence > self.confidence_above
         if self.all_ is not None:
-            return all(c.holds(values, confidence) for c in self.all_)
+            return all(c.holds(values, confidence, against) for c in self.all_)
         if self.any_ is not None:
-            return any(c.holds(values, confidence) for c in self.any_)
+            return any(c.holds(values, confidence, against) for c in self.any_)
         assert self.not_ is not None
-        return not self.not_.holds(values, confidence)
+        return not self.not_.holds(values, confidence, against)
 
 
 class Rule(BaseModel):
@@ -157,10 +174,14 @@ class Policy(BaseModel):
             first[rule.id] = i
         return rules
 
-    def evaluate(self, values: ValueVector, confidence: float) -> Decision:
-        fired = tuple(r for r in self.rules if r.when.holds(values, confidence))
+    def evaluate(self, values: ValueVector, confidence: float, against: Mapping[str, float] | None = None) -> Decision:
+        fired = tuple(r for r in self.rules if r.when.holds(values, confidence, against))
         action = max((r.action for r in fired), key=PRECEDENCE.__getitem__, default=self.defaults.action)
         return Decision(action, fired)
+
+    def decide(self, estimate: Any) -> Decision:
+        """The decision on an Estimate (anything with values, confidence and against)."""
+        return self.evaluate(estimate.values, estimate.confidence, estimate.against)
 
     @classmethod
     def load(cls, policy: str | Path) -> Policy:

@@ -66,7 +66,9 @@ def build_summary(records: list[ReferenceRecord], reports: list[ReadReport], *, 
     worst first (block before rewrite, then the most negative value).
     """
     policy = Policy.load("default")
-    decided = [(r, policy.evaluate(r.values, 1.0)) for r in records]
+    # The labels' own probabilities of working against a value: 1 where the evaluator scored it below -0.5.
+    decided = [(r, policy.evaluate(r.values, 1.0, {n: float(x < -0.5) for n, x in r.values.items()}))
+               for r in records]
     matrix = np.array([r.values.to_array() for r in records], dtype=np.float64).reshape(-1, len(VALUE_NAMES))
     actions = {a: 0 for a in ("allow", "log", "rewrite", "block")}
     rules: dict[str, int] = {}
@@ -292,7 +294,7 @@ def test_the_summary_modules_own_output_renders(shared_data, estimator):
         rows = rows[:40] + [r for r in rows[40:] if min(r.values.values()) < -0.5][:20]
         builder.start_input(str(path), "scored")
         for r, est in zip(rows, estimator.estimate_batch([r.response for r in rows], [r.prompt for r in rows])):
-            d = policy.evaluate(est.values, est.confidence)
+            d = policy.decide(est)
             builder.add(Turn(r.id, r.prompt, r.response, r.source), est, d.action, d.rule_ids)
     summary = json.loads(json.dumps(builder.to_dict()))
     assert summary["top_flagged"] and len(summary["sources"]) == 2

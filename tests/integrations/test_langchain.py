@@ -3,9 +3,9 @@
 Only the LLMs are fakes. Each action is forced by a small test policy:
     ALWAYS  {value: any, below: 1.0}            fires on every response (no score reaches 1)
     NEVER   {confidence_below: 0.0}             never fires (confidence is never negative)
-    BIAS    {value: universalism, below: -0.5}  fires on HARMFUL, a FULCRA response labelled against universalism
+    BIAS    {against: universalism, above: 0.2} fires on HARMFUL, a FULCRA response labelled against universalism
             that is in the session index; not on REVISION or BENIGN (labelled 0 there). `texts_are_separated`
-            checks that on the real index first.
+            checks that on the real index first (measured: 0.38-0.42 against 0.03-0.04).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from valueguard.policy import Policy
 
 ALWAYS = "{value: any, below: 1.0}"
 NEVER = "{confidence_below: 0.0}"
-BIAS = "{value: universalism, below: -0.5}"
+BIAS = "{against: universalism, above: 0.2}"
 BLOCK = "Blocked by the test policy."
 PROMPT = "Who are typically more emotional and nurturing than men?"
 
@@ -116,10 +116,12 @@ def stream_tokens(text: str) -> list[str]:
 
 @pytest.fixture(scope="module", autouse=True)
 def texts_are_separated(estimator) -> None:
-    """The premise of BIAS on the real index: HARMFUL is below -0.5 on universalism, the others are not."""
-    scores = {name: estimator.estimate(text).values["universalism"]
-              for name, text in (("HARMFUL", HARMFUL), ("REVISION", REVISION), ("BENIGN", BENIGN))}
-    assert scores["HARMFUL"] < -0.5 < min(scores["REVISION"], scores["BENIGN"]), scores
+    """The premise of BIAS on the real index: HARMFUL is likely against universalism, the others are not, with
+    the prompt or without."""
+    for prompt in (None, PROMPT):
+        p = {name: estimator.estimate(text, prompt).against["universalism"]
+             for name, text in (("HARMFUL", HARMFUL), ("REVISION", REVISION), ("BENIGN", BENIGN))}
+        assert p["HARMFUL"] > 0.2 > max(p["REVISION"], p["BENIGN"]), p
 
 
 # --- the six ways of calling a chat model ----------------------------------------------------------------

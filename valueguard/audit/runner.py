@@ -61,7 +61,7 @@ def run_audit(
         def flush() -> None:
             estimates = estimator.estimate_batch([t.response for t in batch], [t.prompt for t in batch])
             for turn, est in zip(batch, estimates):
-                decision = policy.evaluate(est.values, est.confidence) if policy else None
+                decision = policy.decide(est) if policy else None
                 action, rules = (decision.action, decision.rule_ids) if decision else ("allow", [])
                 record = {"id": turn.id, "prompt": turn.prompt, "response": turn.response, "source": turn.source,
                           **est.to_dict(neighbors=neighbors), "action": action, "rules": rules}

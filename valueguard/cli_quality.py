@@ -1,0 +1,178 @@
+"""`valueguard eval` and `valueguard calibrate`: estimation quality on held-out data, from the command line."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from valueguard.cli import CliError, _emit, json_option
+from valueguard.config import data_dir, default_model
+
+reference_option = click.option(
+    "--reference", "references", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled reference file (FULCRA annotated, scored or canonical JSONL); repeatable. Default: every FULCRA "
+         "file in the data directory.")
+test_option = click.option(
+    "--test", "tests", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Labelled test file, repeatable: estimated from an index of the reference files. Without it: "
+         "cross-validation over the reference files, grouped by prompt.")
+folds_option = click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
+                            help="Cross-validation folds (rows of one prompt share a fold).")
+readout_option = click.option("--readout", type=click.Choice(["model", "knn"]), default="model", show_default=True,
+                              help="How neighbours become values: the fitted value model, or plain kNN.")
+prompt_option = click.option("--no-prompt", "no_prompt", is_flag=True,
+                             help="Estimate from the responses alone, as for calls that pass no prompt.")
+model_option = click.option("--model", default=None,
+                            help="sentence-transformers model name or path (default: all-MiniLM-L6-v2).")
+backend_option = click.option(
+    "--backend", type=click.Choice(["torch", "onnx-fp32", "onnx-int8"]), default="torch", show_default=True,
+    help="How the estimated rows are embedded (as a guard's queries); the index is fp32 sentence-transformers "
+         "either way, as `index build` makes it.")
+
+
+def _held_out(references, tests, folds, readout, no_prompt, model, backend="torch"):
+    from valueguard.embedding import SentenceTransformerEmbedder, make_embedder
+    from valueguard.heldout import cross_validate, held_out
+    from valueguard.reference import ReferenceSet, fulcra_files
+
+    paths = list(references) or fulcra_files(data_dir())
+    if not paths:
+        raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`, or name files "
+                       "with --reference")
+    ref = ReferenceSet.from_files(paths)
+    for report in ref.reports:
+        if report.bad_lines:
+            click.echo(f"warning: {report.describe()}", err=True)
+    # Held-out estimates are measured on the fp32 model the index is built with.
+    embedder = SentenceTransformerEmbedder(model or default_model())
+    queries = None if backend == "torch" else make_embedder(embedder.model_id, backend)
+    if tests:
+        test = ReferenceSet.from_files(list(tests))
+        h = held_out(ref, test, embedder, readout=readout, use_prompt=not no_prompt, query_embedder=queries)
+        split = {"mode": "test files", "reference_rows": len(ref), "test_rows": len(test)}
+    else:
+        h = cross_validate(ref, embedder, folds=folds, readout=readout, use_prompt=not no_prompt,
+                           query_embedder=queries)
+        split = {"mode": f"{folds}-fold cross-validation grouped by prompt", "rows": len(ref)}
+    return h, {**split, "readout": readout, "prompt": not no_prompt, "model": embedder.model_id,
+               "query_backend": backend}
+
+
+def _f(x: float) -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+@click.command("eval")
+@reference_option
+@test_option
+@folds_option
+@readout_option
+@prompt_option
+@model_option
+@backend_option
+@click.option("--policy", "policy_name", default=None,
+              help="Also measure this policy's flags (bundled name or YAML path): precision and recall per action.")
+@json_option
+def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, as_json) -> None:
+    """Held-out quality of the value estimates (and of a policy's flags)."""
+    from valueguard.calibration import rule_flags
+    from valueguard.heldout import flag_rates, metrics
+    from valueguard.policy import PRECEDENCE, Policy, PolicyError
+
+    try:
+        policy = Policy.load(policy_name) if policy_name else None
+    except PolicyError as e:
+        raise CliError(str(e)) from e
+    h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend)
+    result: dict[str, Any] = {"setup": setup, "metrics": metrics(h)}
+    lines = [f"{setup['mode']}; read-out {readout}; prompt {'used' if setup['prompt'] else 'not used'}; "
+             f"queries {backend}",
+             "| labels | rows | violation AP | AUC | best F1 | calibration error | mean r | 3-class F1 | neg AUC | "
+             "pos AUC |", "|---|---|---|---|---|---|---|---|---|---|"]
+    names = {"annotated": "FULCRA annotated", "model": "evaluator-scored"}
+    for kind, m in result["metrics"].items():
+        lines.append(f"| {names[kind]} | {m['rows']} | {_f(m['violation_ap'])} | {_f(m['violation_auc'])} | "
+                     f"{_f(m['violation_best_f1'])} | {_f(m['calibration_error'])} | {_f(m['pearson_mean'])} | "
+                     f"{_f(m['f1_3class_mean'])} | {_f(m['negative_auc_mean'])} | {_f(m['positive_auc_mean'])} |")
+    if policy is not None:
+        flags = {r.id: rule_flags(r, h) for r in policy.rules}
+        result["policy"] = {"name": policy.name, "version": policy.version, "actions": {}}
+        lines += ["", f"policy {policy.name} {policy.version}: flags against violation labels",
+                  "| action (or stronger) | flagged | precision | recall |", "|---|---|---|---|"]
+        for action in ("block", "rewrite", "log"):
+            fired = [r.id for r in policy.rules if PRECEDENCE[r.action] >= PRECEDENCE[action]]
+            if not fired:
+                continue
+            flagged = sum((flags[r] for r in fired), start=flags[fired[0]] * False)
+            rates = flag_rates(h, flagged.astype(bool))
+            result["policy"]["actions"][action] = rates
+            lines.append(f"| {action} | {rates['all']['flagged']} | {_f(rates['all']['precision'])} | "
+                         f"{_f(rates['all']['recall'])} |")
+    _emit(as_json, result, "\n".join(lines))
+
+
+def _targets(values: tuple[str, ...], goal: str) -> dict[str, tuple[str, float]]:
+    out = {}
+    for v in values:
+        key, _, number = v.rpartition("=")
+        try:
+            x = float(number)
+        except ValueError:
+            raise CliError(f"--target-{goal} {v!r}: expected a number, or ACTION=number / RULE_ID=number") from None
+        if not 0 < x <= 1:
+            raise CliError(f"--target-{goal} {v!r}: the target is between 0 and 1")
+        out[key or "*"] = (goal, x)
+    return out
+
+
+@click.command("calibrate")
+@click.option("--policy", "policy_name", required=True, help="The policy to calibrate (bundled name or YAML path).")
+@click.option("--target-precision", "precision", multiple=True,
+              help="Precision each rule's flags must reach: a number for every rule, or block=0.8 / RULE_ID=0.8 "
+                   "(repeatable).")
+@click.option("--target-recall", "recall", multiple=True, help="Recall to reach, as for --target-precision.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the calibrated policy (YAML).")
+@reference_option
+@test_option
+@folds_option
+@model_option
+@json_option
+def calibrate_command(policy_name, precision, recall, out, references, tests, folds, model, as_json) -> None:
+    """Write a policy whose thresholds meet a precision or recall target on held-out data."""
+    import yaml
+
+    from valueguard.calibration import calibrate
+    from valueguard.policy import Policy, PolicyError
+
+    if not precision and not recall:
+        raise CliError("give --target-precision or --target-recall")
+    try:
+        policy = Policy.load(policy_name)
+    except PolicyError as e:
+        raise CliError(str(e)) from e
+    targets = {**_targets(recall, "recall"), **_targets(precision, "precision")}
+    h, setup = _held_out(references, tests, folds, "model", False, model)
+    new, report = calibrate(policy, h, targets)
+    header = (f"# Calibrated by `valueguard calibrate` from {policy_name} on "
+              f"{datetime.now(timezone.utc).date().isoformat()}: {setup['mode']}.\n"
+              + "".join(f"# {r.rule} ({r.action}): "
+                        + (f"{r.goal} target {r.target}; threshold {r.old} -> {r.new}; " if r.goal else "")
+                        + f"held-out precision {_f(r.precision)}, recall {_f(r.recall)}. {r.note}".rstrip() + "\n"
+                        for r in report))
+    body = yaml.safe_dump(new.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False,
+                          allow_unicode=True, width=110)
+    out.write_text(header + body, encoding="utf-8")
+    Policy.load(out)  # what was written must load
+    payload = {"out": str(out), "setup": setup, "rules": [vars(r) for r in report]}
+    lines = [f"wrote {out} ({setup['mode']})", "| rule | action | target | threshold | precision | recall | "
+             "flagged | note |", "|---|---|---|---|---|---|---|---|"]
+    for r in report:
+        target = f"{r.goal} {r.target}" if r.goal else "-"
+        lines.append(f"| {r.rule} | {r.action} | {target} | {r.old} -> {r.new} | {_f(r.precision)} | "
+                     f"{_f(r.recall)} | {r.flagged} | {r.note} |")
+    _emit(as_json, payload, "\n".join(lines))

@@ -1,0 +1,192 @@
+"""Held-out estimates and their metrics: what `valueguard eval` and `valueguard calibrate` measure.
+
+Estimates come from `estimator.read_out`, the same code the guard runs, over neighbours found by exact
+inner product (what FAISS's flat index computes). Cross-validation groups rows by prompt: the scored files
+answer the same prompts with three models, so a split by row would put a test row's twin in the index.
+Embeddings of reference files are cached under DATA_DIR/cache, keyed by model and text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from valueguard.config import data_dir
+from valueguard.embedding import Embedder
+from valueguard.estimator import DEFAULT_K, DEFAULT_TAU, read_out
+from valueguard.evaluation import (
+    average_precision, best_f1, group_folds, pearson_per_value, roc_auc, violations,
+)
+from valueguard.index import Readout, format_text
+from valueguard.reference import ReferenceSet
+from valueguard.value_model import NEIGHBOURS, ValueModel, _top_k, polarity
+from valueguard.values import VALUE_NAMES
+
+
+@dataclass
+class HeldOut:
+    """Held-out estimates of labelled rows, beside their labels."""
+
+    true: np.ndarray  # (n, 10) labels
+    kinds: np.ndarray  # (n,) "annotated" / "model"
+    values: np.ndarray  # (n, 10) estimated scores
+    against: np.ndarray  # (n, 10) estimated P(works against)
+    confidence: np.ndarray  # (n,)
+
+    @property
+    def violation(self) -> np.ndarray:
+        return self.against.max(axis=1)
+
+
+def embed_cached(embedder: Embedder, texts: list[str], cache: Path | None = None) -> np.ndarray:
+    """Embed distinct texts once, with a cache on disk (reference files are embedded again and again)."""
+    distinct = list(dict.fromkeys(texts))
+    # The ONNX backends answer to the torch model's id: the backend is part of the key.
+    backend = getattr(embedder, "backend", type(embedder).__name__)
+    key = hashlib.sha256("\x00".join([embedder.model_id, backend, *distinct]).encode()).hexdigest()[:20]
+    path = (cache or data_dir() / "cache") / f"embeddings-{key}.npy"
+    if path.is_file():
+        emb = np.load(path, allow_pickle=False)
+    else:
+        emb = np.vstack([embedder.embed(distinct[i:i + 64]) for i in range(0, len(distinct), 64)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, emb, allow_pickle=False)
+    at = {t: i for i, t in enumerate(distinct)}
+    return emb[[at[t] for t in texts]]
+
+
+@dataclass
+class _Embedded:
+    ref: ReferenceSet
+    response: np.ndarray
+    prompt: np.ndarray
+
+
+def _embed(ref: ReferenceSet, embedder: Embedder, cache: Path | None) -> _Embedded:
+    return _Embedded(ref, embed_cached(embedder, [format_text(r.response, None, "response") for r in ref], cache),
+                     embed_cached(embedder, [r.prompt for r in ref], cache))
+
+
+def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_test: np.ndarray, *,
+             readout: Readout, use_prompt: bool, k: int, tau: float) -> tuple[np.ndarray, ...]:
+    values = train.ref.value_matrix()[rows_train]
+    kinds = [train.ref.records[i].label_kind for i in rows_train]
+    against_mask, upholds_mask = polarity(values, kinds)
+    model = None
+    if readout == "model":
+        model = ValueModel.fit(train.response[rows_train], train.prompt[rows_train], values, kinds,
+                               [train.ref.records[i].prompt for i in rows_train])
+    q = test.response[rows_test]
+    sims, idx = _top_k(q, train.response[rows_train], max(k, NEIGHBOURS) if model else k)
+    prompts = list(test.prompt[rows_test]) if use_prompt else None
+    out = read_out(sims, idx, values, against_mask, upholds_mask, k=k, tau=tau, model=model, emb=q,
+                   prompt_emb=prompts)
+    return out.values, out.against, out.confidence
+
+
+def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 5, readout: Readout = "model",
+                   use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, seed: int = 0,
+                   cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
+    """Every row estimated from an index (and value model) built without its prompt group.
+
+    `query_embedder`: embeds the estimated rows (as a guard's queries), while the index and model stay on
+    `embedder`'s vectors, as at run time (e.g. int8 queries against an fp32 index)."""
+    data = _embed(reference, embedder, cache)
+    queries = _embed(reference, query_embedder, cache) if query_embedder is not None else data
+    n = len(reference)
+    fold = group_folds([r.prompt for r in reference], folds, seed)
+    values, against, conf = np.zeros((n, 10)), np.zeros((n, 10)), np.zeros(n)
+    for f in np.unique(fold):
+        te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
+        values[te], against[te], conf[te] = _predict(data, queries, tr, te, readout=readout,
+                                                     use_prompt=use_prompt, k=k, tau=tau)
+    return HeldOut(reference.value_matrix(), np.array([r.label_kind for r in reference]), values, against, conf)
+
+
+def held_out(reference: ReferenceSet, test: ReferenceSet, embedder: Embedder, *, readout: Readout = "model",
+             use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
+             cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
+    """The test rows estimated from an index (and value model) built from the reference rows."""
+    train, tst = _embed(reference, embedder, cache), _embed(test, query_embedder or embedder, cache)
+    values, against, conf = _predict(train, tst, np.arange(len(reference)), np.arange(len(test)), readout=readout,
+                                     use_prompt=use_prompt, k=k, tau=tau)
+    return HeldOut(test.value_matrix(), np.array([r.label_kind for r in test]), values, against, conf)
+
+
+def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    scores = []
+    for c in (-1, 0, 1):
+        tp = np.sum((pred == c) & (true == c))
+        denom = np.sum(pred == c) + np.sum(true == c)
+        if np.sum(true == c):
+            scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores))
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of probabilities p for outcomes y (equal-width bins)."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            err += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(err)
+
+
+def metrics(h: HeldOut) -> dict[str, dict]:
+    """Metrics per label kind: violation ranking, per-value 3-class F1 and AUCs, Pearson, calibration."""
+    out: dict[str, dict] = {}
+    for kind in ("annotated", "model"):
+        m = h.kinds == kind
+        if not m.any():
+            continue
+        true, against = h.true[m], h.against[m]
+        y = violations(true, kind)
+        neg, pos = polarity(true, h.kinds[m])
+        true_cls = pos.astype(int) - neg.astype(int)
+        pred_cls = np.where(against > 0.5, -1, np.where(h.values[m] > 0.5 - against, 1, 0))
+        per_value = {}
+        for v, name in enumerate(VALUE_NAMES):
+            per_value[name] = {
+                "f1_3class": _macro_f1(true_cls[:, v], pred_cls[:, v]),
+                "negative_auc": roc_auc(neg[:, v], against[:, v]),
+                "positive_auc": roc_auc(pos[:, v], h.values[m][:, v]),
+            }
+        r = pearson_per_value(h.values[m], true)
+        out[kind] = {
+            "rows": int(m.sum()),
+            "violation_rate": float(y.mean()),
+            "violation_auc": roc_auc(y, h.violation[m]),
+            "violation_ap": average_precision(y, h.violation[m]),
+            "violation_best_f1": best_f1(y, h.violation[m]),
+            "calibration_error": calibration_error(y, h.violation[m]),
+            "pearson_mean": float(np.nanmean(r)),
+            "f1_3class_mean": float(np.nanmean([p["f1_3class"] for p in per_value.values()])),
+            "negative_auc_mean": float(np.nanmean([p["negative_auc"] for p in per_value.values()])),
+            "positive_auc_mean": float(np.nanmean([p["positive_auc"] for p in per_value.values()])),
+            "per_value": {name: {**p, "pearson": float(r[v])} for v, (name, p) in enumerate(per_value.items())},
+        }
+    return out
+
+
+def flag_rates(h: HeldOut, flagged: np.ndarray) -> dict[str, dict]:
+    """Precision and recall of flags (rows a policy acted on) against the violation labels, per label kind."""
+    out = {}
+    for kind in ("annotated", "model", "all"):
+        m = np.ones(len(h.kinds), bool) if kind == "all" else h.kinds == kind
+        if not m.any():
+            continue
+        y = np.zeros(len(h.kinds), bool)
+        for k in ("annotated", "model"):
+            km = h.kinds == k
+            y[km] = violations(h.true[km], k)
+        f, t = flagged[m], y[m]
+        out[kind] = {"flagged": int(f.sum()),
+                     "precision": float((f & t).sum() / f.sum()) if f.any() else float("nan"),
+                     "recall": float((f & t).sum() / t.sum()) if t.any() else float("nan")}
+    return out

@@ -1,0 +1,236 @@
+"""ValueModel: how the nearest neighbours (and the embeddings themselves) become a value vector.
+
+Plain kNN averages the neighbours' labels, which dilutes the rare negative labels. The value model reads
+the same FAISS neighbours as features and adds two linear probes on the embeddings; a small logistic model
+over those features gives, for each basic value, the probability that the response works against it
+(`against`) and upholds it (`upholds`). The estimated score is the expected label, upholds - against,
+which stays in [-1, 1] and keeps FULCRA's meaning (+1 upholds, -1 works against, 0 no connection).
+
+Everything is fitted with numpy at index build time (Newton's method for the logistic parts, closed-form
+ridge), on out-of-fold features: each row's features come from neighbours and probes that never saw its
+prompt, so the model learns how much to trust neighbours it has not memorised. Two variants are fitted:
+one that also reads the prompt's embedding, for calls that pass a prompt, and one for the response alone.
+Stored pickle-free as `value_model.npz` beside the index. README, "Estimation quality", has the ablation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from valueguard.evaluation import group_folds
+from valueguard.values import N_VALUES
+
+MODEL_VERSION = 1
+# Neighbours read as features; the evidence a verdict shows is the first EVIDENCE of them.
+NEIGHBOURS = 30
+FOLDS = 5
+# L2 strengths, chosen on held-out data (README, "Estimation quality"): probes on unit-norm embeddings need
+# little regularisation; the meta models have few features and many rows.
+PROBE_L2 = 0.3
+RIDGE_L2 = 1.0
+META_L2 = 1.0
+# An evaluator-scored label counts as "against" below -0.5 and "upholds" above +0.5; annotated labels are
+# -1/0/+1. Same rule as evaluation.violations.
+SCORED_MARGIN = 0.5
+VARIANTS = ("response", "response+prompt")
+
+
+def polarity(values: np.ndarray, label_kinds: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(n, 10) boolean masks: labelled as working against / upholding each value."""
+    scored = (np.asarray(label_kinds) != "annotated")[:, None]
+    margin = np.where(scored, SCORED_MARGIN, 0.0)
+    return values < -margin, values > margin
+
+
+def _softmax(s: np.ndarray, tau: float) -> np.ndarray:
+    z = np.exp((s - s.max(axis=1, keepdims=True)) / tau)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def neighbour_features(sims: np.ndarray, nvalues: np.ndarray, nneg: np.ndarray, npos: np.ndarray) -> np.ndarray:
+    """(n, K) similarities, (n, K, 10) neighbour labels and masks -> (n, 10, F) features per value."""
+    n, k = sims.shape
+    top = min(10, k)
+    w = _softmax(sims[:, :top], 0.05)[:, :, None]
+    wall = _softmax(sims, 0.05)[:, :, None]
+    neg, pos = nneg.astype(np.float64), npos.astype(np.float64)
+    any_neg = neg.max(axis=2)
+    # How close the nearest neighbour against this value is, relative to the nearest neighbour of all.
+    neg_sim = np.where(nneg, sims[:, :, None], -np.inf).max(axis=1)
+    has_neg = np.isfinite(neg_sim)
+    gap = np.where(has_neg, neg_sim - sims[:, :1], -0.5)
+    per_value = [
+        (w * nvalues[:, :top]).sum(axis=1),
+        neg[:, :top].mean(axis=1),
+        (wall * neg).sum(axis=1),
+        pos[:, :top].mean(axis=1),
+        (wall * pos).sum(axis=1),
+        gap,
+        has_neg.astype(np.float64),
+        nvalues[:, : min(5, k)].min(axis=1),
+    ]
+    shared = [any_neg[:, :top].mean(axis=1), sims[:, 0], sims[:, :top].mean(axis=1)]
+    f = np.stack(per_value, axis=-1)
+    g = np.broadcast_to(np.stack(shared, axis=-1)[:, None, :], (n, N_VALUES, len(shared)))
+    return np.concatenate([f, g], axis=-1)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 30) -> np.ndarray:
+    """L2-regularised logistic regression by Newton's method; returns weights with the bias last."""
+    x = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(x.shape[1])
+    reg = np.full(x.shape[1], l2)
+    reg[-1] = 1e-6  # the bias is not shrunk
+    y = y.astype(np.float64)
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
+        grad = x.T @ (p - y) + reg * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(reg)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w
+
+
+def _logit(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return x @ w[:-1] + w[-1]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def fit_ridge(x: np.ndarray, y: np.ndarray, l2: float) -> np.ndarray:
+    x = np.hstack([x, np.ones((len(x), 1))])
+    reg = np.full(x.shape[1], l2)
+    reg[-1] = 0.0
+    return np.linalg.solve(x.T @ x + np.diag(reg), x.T @ y)
+
+
+@dataclass
+class _Probes:
+    """Linear read-outs of the embedding itself: P(against any value) and the 10 scores."""
+
+    violation: np.ndarray  # (d + 1,)
+    scores: np.ndarray  # (d + 1, 10)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, values: np.ndarray, against: np.ndarray) -> _Probes:
+        return cls(fit_logistic(x, against.any(axis=1), PROBE_L2, iters=15), fit_ridge(x, values, RIDGE_L2))
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """(n, d) -> (n, 10, 2): the violation logit (shared) and each value's ridge score."""
+        violation = np.broadcast_to(_logit(x, self.violation)[:, None], (len(x), N_VALUES))
+        scores = x @ self.scores[:-1] + self.scores[-1]
+        return np.stack([violation, scores], axis=-1)
+
+
+@dataclass
+class _Meta:
+    """Pooled logistic model over (row, value) pairs: standardised features plus a one-hot of the value."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    against: np.ndarray
+    upholds: np.ndarray
+
+    @staticmethod
+    def _design(f: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        n = f.shape[0]
+        z = (f - mean) / scale
+        onehot = np.broadcast_to(np.eye(N_VALUES), (n, N_VALUES, N_VALUES))
+        return np.concatenate([z, onehot], axis=-1).reshape(n * N_VALUES, -1)
+
+    @classmethod
+    def fit(cls, f: np.ndarray, against: np.ndarray, upholds: np.ndarray) -> _Meta:
+        flat = f.reshape(-1, f.shape[-1])
+        mean, scale = flat.mean(axis=0), flat.std(axis=0) + 1e-6
+        x = cls._design(f, mean, scale)
+        return cls(mean, scale, fit_logistic(x, against.reshape(-1), META_L2),
+                   fit_logistic(x, upholds.reshape(-1), META_L2))
+
+    def predict(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = self._design(f, self.mean, self.scale)
+        shape = f.shape[:2]
+        return _sigmoid(_logit(x, self.against)).reshape(shape), _sigmoid(_logit(x, self.upholds)).reshape(shape)
+
+
+def _top_k(queries: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top-k, as FAISS's flat index computes it (used while fitting)."""
+    k = min(k, len(base))
+    sims = queries @ base.T
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    part = np.take_along_axis(sims, idx, axis=1)
+    order = np.argsort(-part, axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
+class ValueModel:
+    """Fitted read-out for one index. `predict` takes the index's neighbours of each query and its embeddings."""
+
+    def __init__(self, probes: dict[str, _Probes], meta: dict[str, _Meta], info: dict | None = None) -> None:
+        self.probes, self.meta, self.info = probes, meta, info or {}
+
+    @staticmethod
+    def _inputs(response_emb: np.ndarray, prompt_emb: np.ndarray | None) -> tuple[str, np.ndarray]:
+        if prompt_emb is None:
+            return "response", response_emb
+        return "response+prompt", np.hstack([response_emb, prompt_emb])
+
+    def predict(self, sims: np.ndarray, nvalues: np.ndarray, nneg: np.ndarray, npos: np.ndarray,
+                response_emb: np.ndarray, prompt_emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """-> (n, 10) P(works against), (n, 10) P(upholds)."""
+        variant, x = self._inputs(response_emb, prompt_emb)
+        f = np.concatenate([neighbour_features(sims, nvalues, nneg, npos), self.probes[variant].features(x)], -1)
+        return self.meta[variant].predict(f)
+
+    @classmethod
+    def fit(cls, response_emb: np.ndarray, prompt_emb: np.ndarray, values: np.ndarray, label_kinds: Sequence[str],
+            groups: Sequence[Hashable], *, folds: int = FOLDS, seed: int = 0) -> ValueModel:
+        """Fit on a labelled reference set. Rows sharing a group (prompt) are never each other's features."""
+        against, upholds = polarity(values, label_kinds)
+        fold = group_folds(groups, folds, seed)
+        probes, meta = {}, {}
+        for variant in VARIANTS:
+            x = response_emb if variant == "response" else np.hstack([response_emb, prompt_emb])
+            feats = np.zeros((len(values), N_VALUES, 0))
+            parts = []
+            for f in np.unique(fold):
+                rows, base = np.where(fold == f)[0], np.where(fold != f)[0]
+                sims, idx = _top_k(response_emb[rows], response_emb[base], NEIGHBOURS)
+                g = base[idx]
+                nf = neighbour_features(sims, values[g], against[g], upholds[g])
+                pf = _Probes.fit(x[base], values[base], against[base]).features(x[rows])
+                parts.append((rows, np.concatenate([nf, pf], -1)))
+            feats = np.zeros((len(values), N_VALUES, parts[0][1].shape[-1]))
+            for rows, f in parts:
+                feats[rows] = f
+            probes[variant] = _Probes.fit(x, values, against)
+            meta[variant] = _Meta.fit(feats, against, upholds)
+        return cls(probes, meta, {"rows": len(values), "folds": int(len(np.unique(fold)))})
+
+    def save(self, path: str | Path) -> None:
+        arrays: dict[str, np.ndarray] = {"version": np.array(MODEL_VERSION)}
+        for v in VARIANTS:
+            p, m = self.probes[v], self.meta[v]
+            for name, a in (("violation", p.violation), ("scores", p.scores), ("mean", m.mean),
+                            ("scale", m.scale), ("against", m.against), ("upholds", m.upholds)):
+                arrays[f"{v}/{name}"] = a
+        with open(path, "wb") as f:
+            np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ValueModel:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["version"]) != MODEL_VERSION:
+                raise ValueError(f"{path}: value model version {int(z['version'])}, this valueguard reads "
+                                 f"{MODEL_VERSION}")
+            probes = {v: _Probes(z[f"{v}/violation"], z[f"{v}/scores"]) for v in VARIANTS}
+            meta = {v: _Meta(z[f"{v}/mean"], z[f"{v}/scale"], z[f"{v}/against"], z[f"{v}/upholds"])
+                    for v in VARIANTS}
+        return cls(probes, meta)

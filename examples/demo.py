@@ -53,15 +53,16 @@ def main() -> None:
     estimator = ValueEstimator.default()
     real = known_prompts()
     m = estimator.index.manifest
-    print(f"index: {m.rows} reference rows, {m.model}, {m.text_form} form; k={estimator.k}, tau={estimator.tau}\n")
+    print(f"index: {m.rows} reference rows, {m.model}, {m.text_form} form, {m.readout} read-out; "
+          f"k={estimator.k}, tau={estimator.tau}\n")
     estimates = estimator.estimate_batch([c[1] for c in CASES], [c[0] for c in CASES])
     for (prompt, response, kind), est in zip(CASES, estimates):
         origin = "SafeRLHF test prompt" if prompt in real else "no prompt" if prompt is None else "prompt"
         print(f"=== {kind.upper()}  ({origin}) {prompt or ''}")
         print(f"    response: {response[:110]}{'...' if len(response) > 110 else ''}")
         print("    values:   " + "  ".join(f"{k} {v:+.2f}" for k, v in est.values.items() if abs(v) >= 0.15))
-        worst, score = est.values.most_negative()
-        print(f"    most negative: {worst} {score:+.2f}   confidence {est.confidence:.2f}")
+        likely = max(est.against, key=est.against.get)
+        print(f"    most likely against: {likely} (P {est.against[likely]:.2f})   confidence {est.confidence:.2f}")
         for n in est.neighbors[:2]:
             labels = ", ".join(f"{k} {v:+.0f}" for k, v in n.values.items() if abs(v) >= 0.5)
             print(f"    evidence {n.similarity:.2f} {n.id} ({n.source}): {labels}")

@@ -1,3 +1,4 @@
+import json
 import shutil
 
 import numpy as np
@@ -85,3 +86,13 @@ def test_build_is_cached_for_unchanged_inputs(tmp_path, shared_data, embedder):
 def test_an_empty_reference_set_is_refused(embedder):
     with pytest.raises(ValueError, match="empty reference set"):
         ValueIndex.build(ReferenceSet([]), embedder)
+
+
+def test_an_index_of_the_previous_format_is_refused_with_the_rebuild_command(index_copy):
+    manifest = json.loads((index_copy / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    del manifest["readout"]  # format 1 had no read-out
+    (index_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueIndexError, match="has format 1, this valueguard reads 2; rebuild it with: valueguard "
+                                              "index build --out"):
+        ValueIndex.load(index_copy)

@@ -69,7 +69,9 @@ class Manifest(BaseModel):
     dimension: int = Field(description="Embedding dimension.")
     rows: int = Field(description="Number of reference rows.")
     text_form: TextForm = Field(description="What text was embedded: 'dialogue' or 'response'.")
-    readout: Readout = Field(description="How neighbours become values: 'model' (fitted ValueModel) or 'knn'.")
+    # A default, so that a format-1 manifest (which has no read-out) still parses and is refused by its version.
+    readout: Readout = Field(default="knn",
+                             description="How neighbours become values: 'model' (fitted ValueModel) or 'knn'.")
     value_names: list[str] = Field(description="Column order of values.npy.")
     reference_files: list[ReferenceFileEntry] = Field(description="The reference files, hashed.")
     files: dict[str, str] = Field(description="sha256 of index.faiss, values.npy and rows.jsonl.")

@@ -175,3 +175,19 @@ def test_calibrate_writes_a_policy_that_loads(run, small_reference, tmp_path):
 def test_calibrate_refuses_bad_targets(run, args, message):
     r = run("calibrate", "--policy", "default", *args)
     assert r.exit_code == EXIT_ERROR and message in r.output
+
+
+def test_calibrate_without_out_writes_beside_the_caller_and_leaves_the_policy(run, small_reference, tmp_path,
+                                                                            monkeypatch):
+    from importlib import resources
+
+    from valueguard.policy import BUNDLED_PACKAGE
+
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "mine.yaml"
+    src.write_text((resources.files(BUNDLED_PACKAGE) / "default.yaml").read_text())
+    before = src.read_text()
+    args = [a for p in small_reference for a in ("--reference", p)]
+    r = run("calibrate", "--policy", src, "--target-precision", "block=0.5", *args, "--folds", "3")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "mine.calibrated.yaml").is_file() and src.read_text() == before

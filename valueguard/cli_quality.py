@@ -135,8 +135,9 @@ def _targets(values: tuple[str, ...], goal: str) -> dict[str, tuple[str, float]]
               help="Precision each rule's flags must reach: a number for every rule, or block=0.8 / RULE_ID=0.8 "
                    "(repeatable).")
 @click.option("--target-recall", "recall", multiple=True, help="Recall to reach, as for --target-precision.")
-@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the calibrated policy (YAML).")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the calibrated policy (default: NAME.calibrated.yaml here); the policy "
+                   "itself is never changed.")
 @reference_option
 @test_option
 @folds_option
@@ -156,6 +157,7 @@ def calibrate_command(policy_name, precision, recall, out, references, tests, fo
     except PolicyError as e:
         raise CliError(str(e)) from e
     targets = {**_targets(recall, "recall"), **_targets(precision, "precision")}
+    out = out or Path(f"{Path(policy_name).stem}.calibrated.yaml")
     h, setup = _held_out(references, tests, folds, "model", False, model)
     new, report = calibrate(policy, h, targets)
     header = (f"# Calibrated by `valueguard calibrate` from {policy_name} on "

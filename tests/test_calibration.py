@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from valueguard.calibration import _GRID, calibrate, rule_flags
-from valueguard.evaluation import violations
 from valueguard.heldout import HeldOut, calibration_error, cross_validate, flag_rates, metrics
 from valueguard.policy import Policy
 
@@ -10,13 +9,6 @@ from valueguard.policy import Policy
 @pytest.fixture(scope="module")
 def heldout(split, embedder, tmp_path_factory):
     return cross_validate(split[0], embedder, folds=3, cache=tmp_path_factory.mktemp("emb"))
-
-
-def truth(h):
-    y = np.zeros(len(h.kinds), bool)
-    for k in ("annotated", "model"):
-        y[h.kinds == k] = violations(h.true[h.kinds == k], k)
-    return y
 
 
 @pytest.mark.parametrize("goal, target", [
@@ -28,7 +20,7 @@ def test_a_calibrated_rule_meets_its_target_and_no_grid_step_does_better(heldout
     new, report = calibrate(policy, heldout, {"value-violation": (goal, target)})
     row = next(r for r in report if r.rule == "value-violation")
     assert row.note == "" and row.new != row.old
-    y = truth(heldout)
+    y = heldout.violated
     flags = rule_flags(next(r for r in new.rules if r.id == "value-violation"), heldout)
     precision, recall = (flags & y).sum() / flags.sum(), (flags & y).sum() / y.sum()
     assert (precision if goal == "precision" else recall) >= target

@@ -63,16 +63,6 @@ def _with_threshold(data: Any, kind: str, t: float) -> Any:
     return out
 
 
-def _truth(h: HeldOut) -> np.ndarray:
-    from valueguard.evaluation import violations
-
-    y = np.zeros(len(h.kinds), bool)
-    for k in ("annotated", "model"):
-        m = h.kinds == k
-        y[m] = violations(h.true[m], k)
-    return y
-
-
 def rule_flags(rule: Rule, h: HeldOut) -> np.ndarray:
     return np.array([rule.when.holds(ValueVector(h.values[i]), float(h.confidence[i]),
                                      dict(zip(VALUE_NAMES, h.against[i]))) for i in range(len(h.kinds))])
@@ -86,7 +76,7 @@ def _rates(flags: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]) -> tuple[Policy,
                                                                                            list[RuleCalibration]]:
     """`targets`: by rule id, by action ('block', 'rewrite', 'log') or '*' -> (goal, target)."""
-    y = _truth(h)
+    y = h.violated
     data = policy.model_dump(by_alias=True, exclude_none=True)
     report = []
     for i, rule in enumerate(policy.rules):
@@ -95,10 +85,10 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
         old = next((leaf.above if kind == "against" else leaf.below for leaf in _leaves(rule.when)
                     if (leaf.against if kind == "against" else leaf.value) is not None), None) if kind else None
         if goal_target is None or kind is None:
-            p, r = _rates(rule_flags(rule, h), y)
+            flags = rule_flags(rule, h)
+            p, r = _rates(flags, y)
             note = "no target" if goal_target is None else "thresholds of mixed kinds or none: left as they are"
-            report.append(RuleCalibration(rule.id, rule.action, None, None, old, old, p, r,
-                                          int(rule_flags(rule, h).sum()), note))
+            report.append(RuleCalibration(rule.id, rule.action, None, None, old, old, p, r, int(flags.sum()), note))
             continue
         goal, target = goal_target
         best: tuple[float, float, float, int] | None = None  # (objective, t, other, flagged)
@@ -112,9 +102,10 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
             if goal == "recall" and r >= target and (best is None or p > best[0]):
                 best = (p, float(t), r, int(flags.sum()))
         if best is None:
-            p, r = _rates(rule_flags(rule, h), y)
-            report.append(RuleCalibration(rule.id, rule.action, goal, target, old, old, p, r,
-                                          int(rule_flags(rule, h).sum()), "target not reachable: left as it is"))
+            flags = rule_flags(rule, h)
+            p, r = _rates(flags, y)
+            report.append(RuleCalibration(rule.id, rule.action, goal, target, old, old, p, r, int(flags.sum()),
+                                          "target not reachable: left as it is"))
             continue
         objective, t, other, flagged = best
         data["rules"][i]["when"] = _with_threshold(data["rules"][i]["when"], kind, t)

@@ -331,14 +331,8 @@ def info(index_dir: Path | None, as_json: bool) -> None:
     _emit(as_json, payload, "\n".join(lines))
 
 
-def _add_quality_commands() -> None:
-    from valueguard.cli_quality import calibrate_command, eval_command
-
-    cli.add_command(eval_command)
-    cli.add_command(calibrate_command)
-
-
-_add_quality_commands()
+# eval and calibrate live in their own module, which adds them to `cli` (whichever of the two is imported first).
+import valueguard.cli_quality  # noqa: E402,F401
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from valueguard.cli import CliError, _emit, json_option
+from valueguard.cli import CliError, _emit, cli, json_option
 from valueguard.config import data_dir, default_model
 
 reference_option = click.option(
@@ -79,6 +79,8 @@ def _f(x: float) -> str:
 @json_option
 def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, as_json) -> None:
     """Held-out quality of the value estimates (and of a policy's flags)."""
+    import numpy as np
+
     from valueguard.calibration import rule_flags
     from valueguard.heldout import flag_rates, metrics
     from valueguard.policy import PRECEDENCE, Policy, PolicyError
@@ -107,8 +109,7 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
             fired = [r.id for r in policy.rules if PRECEDENCE[r.action] >= PRECEDENCE[action]]
             if not fired:
                 continue
-            flagged = sum((flags[r] for r in fired), start=flags[fired[0]] * False)
-            rates = flag_rates(h, flagged.astype(bool))
+            rates = flag_rates(h, np.any([flags[r] for r in fired], axis=0))
             result["policy"]["actions"][action] = rates
             lines.append(f"| {action} | {rates['all']['flagged']} | {_f(rates['all']['precision'])} | "
                          f"{_f(rates['all']['recall'])} |")
@@ -178,3 +179,7 @@ def calibrate_command(policy_name, precision, recall, out, references, tests, fo
         lines.append(f"| {r.rule} | {r.action} | {target} | {r.old} -> {r.new} | {_f(r.precision)} | "
                      f"{_f(r.recall)} | {r.flagged} | {r.note} |")
     _emit(as_json, payload, "\n".join(lines))
+
+
+cli.add_command(eval_command)
+cli.add_command(calibrate_command)

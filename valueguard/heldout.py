@@ -40,6 +40,15 @@ class HeldOut:
     def violation(self) -> np.ndarray:
         return self.against.max(axis=1)
 
+    @property
+    def violated(self) -> np.ndarray:
+        """(n,) the labels' truth: labelled against at least one value, each row on its own kind's scale."""
+        y = np.zeros(len(self.kinds), bool)
+        for kind in ("annotated", "model"):
+            m = self.kinds == kind
+            y[m] = violations(self.true[m], kind)
+        return y
+
 
 def embed_cached(embedder: Embedder, texts: list[str], cache: Path | None = None) -> np.ndarray:
     """Embed distinct texts once, with a cache on disk (reference files are embedded again and again)."""
@@ -177,14 +186,11 @@ def metrics(h: HeldOut) -> dict[str, dict]:
 def flag_rates(h: HeldOut, flagged: np.ndarray) -> dict[str, dict]:
     """Precision and recall of flags (rows a policy acted on) against the violation labels, per label kind."""
     out = {}
+    y = h.violated
     for kind in ("annotated", "model", "all"):
         m = np.ones(len(h.kinds), bool) if kind == "all" else h.kinds == kind
         if not m.any():
             continue
-        y = np.zeros(len(h.kinds), bool)
-        for k in ("annotated", "model"):
-            km = h.kinds == k
-            y[km] = violations(h.true[km], k)
         f, t = flagged[m], y[m]
         out[kind] = {"flagged": int(f.sum()),
                      "precision": float((f & t).sum() / f.sum()) if f.any() else float("nan"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from valueguard.evaluation import group_folds
+from valueguard.evaluation import SCORED_VIOLATION, group_folds
 from valueguard.values import N_VALUES
 
 MODEL_VERSION = 1
@@ -34,8 +34,8 @@ PROBE_L2 = 0.3
 RIDGE_L2 = 1.0
 META_L2 = 1.0
 # An evaluator-scored label counts as "against" below -0.5 and "upholds" above +0.5; annotated labels are
-# -1/0/+1. Same rule as evaluation.violations.
-SCORED_MARGIN = 0.5
+# -1/0/+1. The same cut as evaluation.violations.
+SCORED_MARGIN = -SCORED_VIOLATION
 VARIANTS = ("response", "response+prompt")
 
 
@@ -198,7 +198,6 @@ class ValueModel:
         probes, meta = {}, {}
         for variant in VARIANTS:
             x = response_emb if variant == "response" else np.hstack([response_emb, prompt_emb])
-            feats = np.zeros((len(values), N_VALUES, 0))
             parts = []
             for f in np.unique(fold):
                 rows, base = np.where(fold == f)[0], np.where(fold != f)[0]

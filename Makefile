@@ -8,18 +8,35 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup browser data index demo test bench choice quality thresholds audit-memory clean
+.PHONY: setup setup-core browser data index demo test bench choice quality thresholds audit-memory clean
 
-$(VENV)/.installed: pyproject.toml
+# llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
+# advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DGGML_BACKEND_DL=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
+	-DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
+# What the demo and a library user need: the package alone (no local LLM, no test tools).
+$(VENV)/.core-installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	# torch first, pinned: it is a CPU build on local disk; an unpinned torch pulls a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,langchain,local-llm]"
+	$(BIN)/pip install -q -e .
 	touch $@
+
+# Everything the tests and examples need, on top of the core.
+$(VENV)/.installed: $(VENV)/.core-installed
+	# --no-cache-dir: a wheel built natively elsewhere must never be reused from pip's cache, nor ours cached.
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(BIN)/pip install -q --no-cache-dir --no-binary llama-cpp-python "llama-cpp-python>=0.3.7"
+	$(BIN)/pip install -q -e ".[dev,langchain,local-llm]"
+	$(BIN)/python -m valueguard.integrations.local_llm
+	touch $@
+
+setup-core: $(VENV)/.core-installed
 
 setup: $(VENV)/.installed
 
-data: setup
+data: setup-core
 	if [ -d "$(MIRROR)" ]; then $(BIN)/valueguard data pull --from "$(MIRROR)"; else $(BIN)/valueguard data pull; fi
 
 index: data

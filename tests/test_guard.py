@@ -39,6 +39,19 @@ def test_allow_hands_on_the_original(estimator):
     assert v.elapsed_ms > 0 and v.policy == "test" and v.policy_version == "t1"
 
 
+@pytest.mark.parametrize("response", [
+    "",            # nothing at all
+    "  \n\t ",     # whitespace only: a model that answered with a newline
+])
+def test_an_empty_response_is_allowed_with_a_reason(estimator, response):
+    # The rule would fire on any estimate: an empty response must not reach the estimator at all.
+    guard = ValueGuard(policy(rule("stop", ALWAYS, "block")), estimator)
+    with capture_logs() as logs:
+        v = guard.check(response)
+    assert (v.action, v.text, v.rules, v.reason) == ("allow", response, [], "empty response")
+    assert logs[0]["event"] == "response checked" and logs[0]["reason"] == "empty response"
+
+
 def test_log_hands_on_the_original_and_names_the_rule(estimator):
     v = ValueGuard(policy(rule("watch", ALWAYS, "log")), estimator).check(REFUSAL)
     assert (v.action, v.text, v.rules) == ("log", REFUSAL, ["watch"])

@@ -41,6 +41,8 @@ class Verdict(BaseModel):
     neighbors: list[Neighbor] = Field(description="The evidence: nearest labelled reference rows.")
     revisions: list[Revision] = Field(default_factory=list, description="Each rewrite attempt, in order.")
     error: str | None = Field(default=None, description="Why the check could not be made (then on_error applied).")
+    reason: str | None = Field(
+        default=None, description="Why the verdict was reached without an estimate, e.g. 'empty response'.")
     elapsed_ms: float = Field(description="Time the check took, rewrites included.")
     policy: str = Field(description="Name of the policy applied.")
     policy_version: str = Field(description="Version of the policy applied.")
@@ -74,6 +76,9 @@ class ValueGuard:
     def check(self, response: str, prompt: str | None = None, *, rewriter: object | None = None) -> Verdict:
         start = time.perf_counter()
         decision_id = uuid.uuid4().hex[:16]
+        if not response.strip():
+            # Nothing was said, so nothing can work against a value: an estimate of "" is the embedding's noise.
+            return self._finish(self._empty_verdict(decision_id, response, start), response, prompt)
         try:
             estimate = self.estimator.estimate(response, prompt)
         except Exception as e:  # the estimator itself failed: the policy's on_error decides
@@ -138,6 +143,13 @@ class ValueGuard:
             policy=self.policy.name, policy_version=self.policy.version,
         )
 
+    def _empty_verdict(self, decision_id: str, response: str, start: float) -> Verdict:
+        return Verdict(
+            decision_id=decision_id, action="allow", text=response, values={}, confidence=0.0, rules=[],
+            neighbors=[], reason="empty response", elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+            policy=self.policy.name, policy_version=self.policy.version,
+        )
+
     def _finish(self, verdict: Verdict, response: str, prompt: str | None) -> Verdict:
         fields: dict[str, Any] = dict(
             decision_id=verdict.decision_id, action=verdict.action, rules=verdict.rules, values=verdict.values,
@@ -145,6 +157,8 @@ class ValueGuard:
             revisions=len(verdict.revisions), latency_ms=verdict.elapsed_ms, policy=verdict.policy,
             policy_version=verdict.policy_version, index=self.estimator.index.version,
         )
+        if verdict.reason:
+            fields["reason"] = verdict.reason
         if self.log_text:
             fields.update(prompt=prompt, response=response, text=verdict.text)
         if verdict.error:

@@ -11,9 +11,9 @@ MIRROR ?= ../shared/data
 .PHONY: setup setup-core browser data index demo test bench choice quality thresholds audit-memory clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
-# advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL.
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_CPU_ALL_VARIANTS=OFF -DGGML_BACKEND_DL=OFF -DGGML_AVX=ON -DGGML_AVX2=ON \
-	-DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+# advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
+# live in one place, the module that also tells a user how to rebuild (it imports nothing, so any python runs it).
+LLAMA_CMAKE_ARGS := $(shell $(PYTHON) valueguard/integrations/local_llm.py --cmake-args)
 
 # What the demo and a library user need: the package alone (no local LLM, no test tools).
 $(VENV)/.core-installed: pyproject.toml
@@ -23,12 +23,16 @@ $(VENV)/.core-installed: pyproject.toml
 	$(BIN)/pip install -q -e .
 	touch $@
 
-# Everything the tests and examples need, on top of the core.
-$(VENV)/.installed: $(VENV)/.core-installed
-	# --no-cache-dir: a wheel built natively elsewhere must never be reused from pip's cache, nor ours cached.
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
-		$(BIN)/pip install -q --no-cache-dir --no-binary llama-cpp-python "llama-cpp-python>=0.3.7"
+# Everything the tests and examples need, on top of the core. llama-cpp-python is rebuilt whenever its build flags
+# differ from the ones it was built with (so an older native build in an existing .venv is replaced), with
+# --no-cache-dir: a wheel built natively elsewhere must never come from pip's cache, nor ours go into it.
+$(VENV)/.installed: $(VENV)/.core-installed Makefile
+	if [ "$$(cat $(VENV)/.llama-build 2>/dev/null)" != "$(LLAMA_CMAKE_ARGS)" ]; then \
+		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q --force-reinstall \
+			--no-deps --no-cache-dir --no-binary llama-cpp-python "llama-cpp-python>=0.3.7" && \
+		echo "$(LLAMA_CMAKE_ARGS)" > $(VENV)/.llama-build; fi
 	$(BIN)/pip install -q -e ".[dev,langchain,local-llm]"
+	# One short generation in a child process: a native crash is reported with the rebuild command.
 	$(BIN)/python -m valueguard.integrations.local_llm
 	touch $@
 

@@ -20,6 +20,9 @@ from valueguard.reference import ReferenceSet, fulcra_files
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
+# `isolated` tests run in a child process (native code that may crash); pytester tests that plugin.
+pytest_plugins = ["tests.isolation", "pytester"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 INDEX_ROWS_PER_KIND = 300

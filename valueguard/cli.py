@@ -231,7 +231,7 @@ def index() -> None:
 def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | None, model: str | None,
                 text_form: str, readout: str, force: bool, as_json: bool) -> None:
     """Embed the reference data and write a verified index (cached: unchanged inputs are not rebuilt)."""
-    from valueguard.embedding import SentenceTransformerEmbedder
+    from valueguard.embedding import make_index_embedder
     from valueguard.index import build_cached
     from valueguard.reference import fulcra_files
 
@@ -241,7 +241,7 @@ def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | No
                        "(or `valueguard data pull --from MIRROR`), or name files with --reference")
     out = out or default_index_dir()
     try:
-        result = build_cached(paths, out, SentenceTransformerEmbedder(model or default_model()),
+        result = build_cached(paths, out, make_index_embedder(model or default_model()),
                               text_form=text_form, readout=readout, force=force,  # type: ignore[arg-type]
                               progress_factory=lambda n: _progress(n, "embedding", ctx.obj["quiet"]))
     except (ValueError, FileNotFoundError) as e:

@@ -266,7 +266,7 @@ def test_real_smollm2_logs_db(smollm2_db):
     assert detect_format(path) == "llm-db"
     records = list(read_log(path))
     assert [(t.id, t.prompt, t.response, t.source) for t in records] == [
-        (f"logs.db:turns:{r.id}", q, r.text().strip(), "SmolLM2") for r, q in zip(responses, questions)]
+        (f"logs.db:turns:{r.id}", q, r.text.strip(), "SmolLM2") for r, q in zip(responses, questions)]
     assert all(t.response for t in records)
     assert path.read_bytes() == before  # opened read-only: the user's database is untouched
 

@@ -66,6 +66,58 @@ def _f(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
+BENIGN_LINES = 600
+
+
+def _benign_turns(path: Path | None, lines: int) -> list[tuple[str, str | None]]:
+    """The last assistant turn of each `chosen` transcript in the first `lines` lines of an HH-RLHF helpful
+    file: (response, prompt) pairs of plain helpful chat that no reference row comes from."""
+    from valueguard.audit.readers import read_log
+    from valueguard.audit.records import Turn
+
+    path = path or data_dir() / "hh-rlhf" / "helpful_test.jsonl"
+    if not path.is_file():
+        return []
+    last: dict[int, tuple[str, str | None]] = {}
+    for rec in read_log(path, "hh-rlhf"):
+        if not isinstance(rec, Turn) or rec.source != "hh-rlhf/chosen":
+            continue
+        line = int(str(rec.id).rsplit(":", 3)[1])  # ids are file:line:chosen:N
+        if line > lines:
+            break
+        last[line] = (rec.response, rec.prompt)  # later turns of a transcript replace earlier ones
+    return list(dict.fromkeys(last.values()))
+
+
+def _compare(references, folds, model, policy, benign_path, benign_lines, as_json) -> None:
+    from valueguard.embedding import SentenceTransformerEmbedder
+    from valueguard.quality_compare import compare
+    from valueguard.reference import ReferenceSet, fulcra_files
+
+    paths = list(references) or fulcra_files(data_dir())
+    if not paths:
+        raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`")
+    benign = _benign_turns(benign_path, benign_lines)
+    rows = compare(ReferenceSet.from_files(paths), SentenceTransformerEmbedder(model or default_model()), policy,
+                   benign, folds=folds)
+    benign_note = f"{len(benign)} HH-RLHF helpful turns" if benign else "none (no HH-RLHF file: valueguard data pull)"
+    lines = [f"{folds}-fold cross-validation grouped by prompt; policy {policy.name} {policy.version}; benign: "
+             f"{benign_note}",
+             "| read-out | FULCRA AP | FULCRA AUC | scored AP | scored AUC | scored r | stance pairs | "
+             "intervene P / R (FULCRA) | intervene P / R (scored) | benign intervened | benign logged |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        iv, b = r["intervene"], r.get("benign")
+        lines.append(f"| {r['read_out']} | {_f(r['fulcra_ap'])} | {_f(r['fulcra_auc'])} | {_f(r['scored_ap'])} | "
+                     f"{_f(r['scored_auc'])} | {_f(r['scored_r'])} | {_f(r['stance_pairs']['accuracy'])} "
+                     f"({r['stance_pairs']['pairs']}) | {_f(iv['annotated']['precision'])} / "
+                     f"{_f(iv['annotated']['recall'])} | {_f(iv['model']['precision'])} / "
+                     f"{_f(iv['model']['recall'])} | "
+                     + (f"{b['intervened']:.1%} | {b['logged']:.1%} |" if b else "- | - |"))
+    _emit(as_json, {"folds": folds, "policy": policy.name, "benign_rows": len(benign), "rows": rows},
+          "\n".join(lines))
+
+
 @click.command("eval")
 @reference_option
 @test_option
@@ -76,8 +128,16 @@ def _f(x: float) -> str:
 @backend_option
 @click.option("--policy", "policy_name", default=None,
               help="Also measure this policy's flags (bundled name or YAML path): precision and recall per action.")
+@click.option("--compare", is_flag=True,
+              help="Every read-out side by side (kNN, value model without and with the prompt): AP, AUC, r, "
+                   "stance pairs, the policy's intervene precision / recall and its rates on benign turns.")
+@click.option("--benign", "benign_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="With --compare: HH-RLHF helpful file of benign turns (default: DATA_DIR/hh-rlhf/helpful_test.jsonl).")
+@click.option("--benign-lines", default=BENIGN_LINES, show_default=True, type=click.IntRange(1),
+              help="With --compare: how many lines of the benign file to read (the last chosen turn of each).")
 @json_option
-def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, as_json) -> None:
+def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, compare, benign_path,
+                 benign_lines, as_json) -> None:
     """Held-out quality of the value estimates (and of a policy's flags)."""
     import numpy as np
 
@@ -89,6 +149,11 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
         policy = Policy.load(policy_name) if policy_name else None
     except PolicyError as e:
         raise CliError(str(e)) from e
+    if compare:
+        if tests:
+            raise CliError("--compare cross-validates the reference files; it takes no --test")
+        _compare(references, folds, model, policy or Policy.load("default"), benign_path, benign_lines, as_json)
+        return
     h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend)
     result: dict[str, Any] = {"setup": setup, "metrics": metrics(h)}
     lines = [f"{setup['mode']}; read-out {readout}; prompt {'used' if setup['prompt'] else 'not used'}; "

@@ -125,6 +125,20 @@ def held_out(reference: ReferenceSet, test: ReferenceSet, embedder: Embedder, *,
     return HeldOut(test.value_matrix(), np.array([r.label_kind for r in test]), values, against, conf)
 
 
+def estimate_unlabelled(reference: ReferenceSet, responses: list[str], prompts: list[str | None],
+                        embedder: Embedder, *, readout: Readout = "model", use_prompt: bool = True,
+                        k: int = DEFAULT_K, tau: float = DEFAULT_TAU, cache: Path | None = None) -> HeldOut:
+    """Rows with no labels (e.g. benign chat turns) estimated from an index (and value model) of all of
+    `reference`; their `true` is zeros and their kind 'unlabelled'."""
+    train = _embed(reference, embedder, cache)
+    resp = embed_cached(embedder, [format_text(r, None, "response") for r in responses], cache)
+    prm = embed_cached(embedder, [p or "" for p in prompts], cache)
+    test = _Embedded(reference, resp, prm)
+    values, against, conf = _predict(train, test, np.arange(len(reference)), np.arange(len(responses)),
+                                     readout=readout, use_prompt=use_prompt, k=k, tau=tau)
+    return HeldOut(np.zeros_like(values), np.array(["unlabelled"] * len(responses)), values, against, conf)
+
+
 def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
     scores = []
     for c in (-1, 0, 1):

@@ -191,3 +191,14 @@ def test_calibrate_without_out_writes_beside_the_caller_and_leaves_the_policy(ru
     r = run("calibrate", "--policy", src, "--target-precision", "block=0.5", *args, "--folds", "3")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "mine.calibrated.yaml").is_file() and src.read_text() == before
+
+
+@pytest.mark.parametrize("where", ["before", "after"])  # the README: every command takes -q
+def test_quiet_is_taken_before_or_after_the_command(tmp_path, monkeypatch, index_dir, where):
+    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "data"))
+    args = ["check", "Here is a recipe for pancakes.", "--index", str(index_dir), "--json"]
+    args = ["-q", *args] if where == "before" else [args[0], "-q", *args[1:]]
+    r = CliRunner().invoke(cli, args, catch_exceptions=False)
+    structlog.reset_defaults()
+    assert r.exit_code == 0, r.output
+    assert list(json.loads(r.stdout)["values"]) == list(VALUE_NAMES)

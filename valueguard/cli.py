@@ -8,6 +8,7 @@ data, ...); 3 `audit` completed but some input lines could not be read (each rep
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,16 +37,49 @@ class CliError(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True)
 
 
-def _configure_logging(quiet: bool) -> None:
-    import logging
+class _CurrentStderr(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a record comes (click's test runner swaps it per invocation)."""
 
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def _configure_logging(quiet: bool) -> None:
+    """The CLI is an application: it renders valueguard's log events on stderr (the library itself prints none)."""
     import structlog
 
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(colors=False)],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING if quiet else logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+    from valueguard.logs import ROOT
+
+    structlog.configure(processors=[structlog.processors.add_log_level, structlog.dev.ConsoleRenderer(colors=False)])
+    logger = logging.getLogger(ROOT)
+    for handler in [h for h in logger.handlers if isinstance(h, _CurrentStderr)]:
+        logger.removeHandler(handler)
+    logger.addHandler(_CurrentStderr())
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+
+
+def _quiet_here(ctx: click.Context, _param: click.Parameter, quiet: bool) -> None:
+    """-q after a command name (`valueguard check -q TEXT`) means what it means before it."""
+    if quiet and not ctx.resilient_parsing:
+        ctx.ensure_object(dict)["quiet"] = True
+        _configure_logging(True)
+
+
+class _Group(click.Group):
+    """A group whose commands (and nested groups) all take -q/--quiet too."""
+
+    group_class = type  # nested groups are _Group as well
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "quiet" for p in cmd.params):
+            cmd.params.append(click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, is_eager=True,
+                                           callback=_quiet_here, help="No progress bars or info logs."))
+        super().add_command(cmd, name)
 
 
 def _emit(as_json: bool, payload: dict[str, Any], text: str) -> None:
@@ -78,13 +112,13 @@ def _estimator(index_dir: Path | None):
         raise CliError(f"{e}{hint}") from e
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="valueguard")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or info logs.")
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool) -> None:
     """valueguard: estimate the Schwartz values an LLM response upholds or works against, with evidence."""
-    ctx.obj = {"quiet": quiet}
+    ctx.ensure_object(dict)["quiet"] = quiet
     _configure_logging(quiet)
 
 

@@ -8,14 +8,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from valueguard.actions import ResponseBlocked, Rewriter, as_rewriter, rewrite_instruction
 from valueguard.estimator import Estimate, Neighbor, ValueEstimator
+from valueguard.logs import get_logger
 from valueguard.policy import PRECEDENCE, Action, Decision, Policy
 
-log = structlog.get_logger("valueguard.guard")
+log = get_logger("valueguard.guard")
 
 
 class Revision(BaseModel):
@@ -172,28 +172,28 @@ class ValueGuard:
     # --- integrations (imported lazily: the core never imports them) ---------------------------------------
 
     def wrap(self, chat_model: Any, **options: Any) -> Any:
-        """A LangChain chat model that checks every response of `chat_model` (needs the `langchain` extra).
-        `options` go to GuardedChatModel, e.g. `stream_mode="incremental"`."""
-        from valueguard.integrations.langchain import GuardedChatModel
+        """A LangChain chat model that checks every response of `chat_model` (or of a binding of one, e.g.
+        `model.bind_tools([...])`); needs the `langchain` extra. `options`: stream_mode, on_verdict, ...
+        (valueguard.integrations.langchain.wrap_chat_model); an unknown one is a TypeError."""
+        from valueguard.integrations.langchain import wrap_chat_model
 
-        return GuardedChatModel(inner=chat_model, guard=self, **options)
+        return wrap_chat_model(chat_model, self, **options)
 
-    def agent_middleware(self, on_block: str = "replace") -> Any:
+    def agent_middleware(self, on_block: str = "replace", **options: Any) -> Any:
         """A LangChain v1 agent middleware that checks each model response (`create_agent(..., middleware=[...])`).
         on_block: "replace" hands on the block message and lets the agent go on; "end" ends the run there."""
         from valueguard.integrations.langchain_agent import ValueGuardMiddleware
 
-        return ValueGuardMiddleware(self, on_block=on_block)  # type: ignore[arg-type]
+        return ValueGuardMiddleware(self, on_block=on_block, **options)  # type: ignore[arg-type]
 
-    def as_runnable(self) -> Any:
-        """An LCEL step: AIMessage or str in, the checked AIMessage or str out."""
-        from valueguard.integrations.langchain import guard_runnable
+    def as_runnable(self, **options: Any) -> Any:
+        """An LCEL step: AIMessage or str in, the checked AIMessage or str out (options: prompt_key, ...)."""
+        from valueguard.integrations.langchain_lcel import guard_runnable
 
-        return guard_runnable(self)
+        return guard_runnable(self, **options)
 
     def guarded(self, fn: Any = None, **options: Any) -> Any:
         """Decorator for functions that return (or stream) a model response; see valueguard.integrations.decorator."""
         from valueguard.integrations.decorator import guarded
 
         return guarded(self, fn, **options)
-

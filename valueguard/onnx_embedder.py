@@ -22,13 +22,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import structlog
 
 from valueguard.config import default_model, default_threads, models_dir
 from valueguard.embedding import normalize_rows
+from valueguard.logs import get_logger
 
 INSTALL_HINT = "the ONNX backend needs onnxruntime: pip install onnxruntime (a dependency of valueguard)"
-log = structlog.get_logger("valueguard.onnx")
+log = get_logger("valueguard.onnx")
 _export_lock = threading.Lock()
 # An idle pool thread spins this long before it sleeps. Measured at 1,000 characters (embed p50, idle machine /
 # another process busy on one core): never 15.1 / 18.1 ms, 10 us 13.4 / 17.8, 20 us 12.9 / 22.8, 1 ms 12.9 / 30.6.

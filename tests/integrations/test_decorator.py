@@ -9,7 +9,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from valueguard.actions import ResponseBlocked
 from valueguard.guard import ValueGuard
-from valueguard.integrations.decorator import prompt_finder
+from valueguard.integrations.decorator import chunk_text, prompt_finder
 from valueguard.policy import Policy
 
 HARMFUL = ("To steal a car, break the side window, pull the panel under the steering wheel and twist the red "
@@ -264,3 +264,92 @@ def test_incremental_passes_a_clean_stream_whole(guards):
         return [c async for c in stream("q")]
 
     assert "".join(asyncio.run(collect())) == "".join(incremental_stream_text())
+
+
+# --- a flagged turn never acts; every check is reported ----------------------------------------------------
+
+def openai_tool_chunk(args: str) -> ChatCompletionChunk:
+    return ChatCompletionChunk.model_validate({
+        "id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m",
+        "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": "start_car", "arguments": args}}]}}]})
+
+
+def lc_tool_chunk(args: str) -> AIMessageChunk:
+    return AIMessageChunk(content="", tool_call_chunks=[{"name": "start_car", "args": args, "id": "call_1",
+                                                         "index": 0, "type": "tool_call_chunk"}])
+
+
+def acts(chunk) -> bool:
+    if hasattr(chunk, "choices"):
+        return bool(chunk.choices[0].delta.tool_calls)
+    return bool(chunk.tool_call_chunks or chunk.tool_calls)
+
+
+@settings(max_examples=15, deadline=None)
+@given(cuts=st.lists(st.integers(0, 400), max_size=12), call_at=st.integers(0, 20),
+       kind=st.sampled_from(["openai", "langchain"]), mode=st.sampled_from(["hold", "incremental"]),
+       sync=st.booleans())
+def test_a_blocked_stream_sends_no_original_chunk_and_no_tool_call(guards, cuts, call_at, kind, mode, sync):
+    make_text, make_call = (openai_chunk, openai_tool_chunk) if kind == "openai" else (
+        lambda t: AIMessageChunk(content=t), lc_tool_chunk)
+    chunks = [make_text(p) for p in split_at(HARMFUL, cuts)]
+    at = call_at % (len(chunks) + 1)
+    chunks = [*chunks[:at], make_call('{"car": '), make_call('"red"}'), *chunks[at:]]
+    seen: list = []
+    guard = guards["block"]
+
+    @guard.guarded(stream=mode, on_verdict=seen.append)
+    def stream(prompt):
+        yield from chunks
+
+    @guard.guarded(stream=mode, on_verdict=seen.append)
+    async def astream(prompt):
+        for c in chunks:
+            yield c
+
+    async def collect():
+        return [c async for c in astream("q")]
+
+    out = list(stream("q")) if sync else asyncio.run(collect())
+    assert [chunk_text(c) for c in out] == [BLOCKED] and not any(acts(c) for c in out)
+    assert not any(c is original for c in out for original in chunks)
+    assert [v.action for v in seen] == ["block"]  # the first check flags and ends the stream
+
+
+def test_a_blocked_result_carries_no_tool_call(guards):
+    message = AIMessage(content=HARMFUL, tool_calls=[{"name": "start_car", "args": {}, "id": "call_1"}])
+    out = guards["block"].guarded(lambda prompt: message)("q")
+    assert out.content == BLOCKED and out.tool_calls == []
+    done = completion(HARMFUL)
+    done.choices[0].message.tool_calls = openai_tool_chunk("{}").choices[0].delta.tool_calls
+    blocked = guards["block"].guarded(lambda prompt: done)("q")
+    assert blocked.choices[0].message.content == BLOCKED and blocked.choices[0].message.tool_calls is None
+
+
+def test_on_verdict_sees_every_check_of_an_incremental_stream(guards):
+    seen: list = []
+
+    @guards["allow"].guarded(stream="incremental", on_verdict=seen.append)
+    def stream(prompt):
+        yield from incremental_stream_text()
+
+    assert "".join(stream("q")) == "".join(incremental_stream_text())
+    # One per sentence (REFUSAL has two, HARMFUL one), then the whole text once.
+    assert [v.action for v in seen] == ["allow"] * 4
+
+
+@pytest.mark.parametrize("sync", [True, False])
+def test_an_empty_response_is_allowed_with_a_reason(guards, sync):
+    seen: list = []
+
+    @guards["block"].guarded(on_verdict=seen.append)
+    def call(prompt):
+        return ""
+
+    @guards["block"].guarded(on_verdict=seen.append)
+    async def acall(prompt):
+        return " "
+
+    assert (call("q") if sync else asyncio.run(acall("q"))).strip() == ""
+    assert [(v.action, v.reason) for v in seen] == [("allow", "empty response")]

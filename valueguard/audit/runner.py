@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from valueguard.audit.records import BadLine, Turn
 from valueguard.audit.summary import FLAGGED, SummaryBuilder
 from valueguard.estimator import ValueEstimator
+from valueguard.logs import get_logger
 from valueguard.policy import Policy
 
-log = structlog.get_logger("valueguard.audit")
+log = get_logger("valueguard.audit")
 MAX_REPORTED = 20
 
 

@@ -5,13 +5,13 @@ Works on sync, async, generator and async-generator functions. A result may be a
 or an `llm` Response (`.text()`); a streamed chunk may be a str, a message chunk (`.content`) or an OpenAI
 chunk (`choices[0].delta.content`). The same type comes back, with the checked text.
 
-Streaming modes:
-- "hold" (default): nothing reaches the caller until the whole response is checked; then the original chunks
-  (if the text stands) or one chunk with the replacement. Zero unchecked chunks.
-- "incremental": text is released at sentence boundaries once the window (the previous sentence plus the new
-  ones) is checked. What can slip through: everything released before a later window is flagged (it cannot be
-  recalled; the stream then ends with the block message, and a rewrite counts as a block), and harm spread
-  over several windows that no single window shows. The whole text is checked once more at the end and logged.
+Streaming: `stream="hold"` (default) or `"incremental"`, the behaviour of valueguard.streaming's gate (the same
+as the LangChain wrapper's): hold sends nothing before the whole response is checked; incremental releases text
+per checked sentence, holds tool calls to the end, checks the whole text once at the end and ends the stream with
+the block message on a flag after text was released (a rewrite counts as a block).
+
+A flagged response (rewrite or block) never carries the original's tool calls: the replacement has none.
+`on_verdict=fn` calls fn(verdict) for every check made (each window in incremental mode, then the whole text).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-import re
-from collections.abc import Callable
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
-from valueguard.actions import as_rewriter
+from valueguard.actions import ResponseBlocked, as_rewriter
+from valueguard.streaming import STREAM_MODES, Release, StreamGate, StreamMode
 
 PROMPT_ARGUMENTS = ("prompt", "question", "query", "messages", "message", "input", "text")
-_SENTENCE_END = re.compile(r"[.!?](\s|$)|\n")
+_TOOL_FIELDS = ("tool_calls", "invalid_tool_calls", "tool_call_chunks")
 
 
 # --- prompt discovery --------------------------------------------------------------------------------------
@@ -82,16 +82,35 @@ def result_text(result: Any) -> str:
 
 
 def with_text(result: Any, text: str) -> Any:
-    """A copy of `result` carrying `text` (the original when the text is unchanged)."""
+    """A copy of `result` carrying `text` and no tool call (the original when the text is unchanged)."""
     if isinstance(result, str) or result_text(result) == text:
         return text if isinstance(result, str) else result
     if hasattr(result, "choices"):
         new = result.model_copy(deep=True) if hasattr(result, "model_copy") else copy.deepcopy(result)
-        new.choices[0].message.content = text
+        choice = new.choices[0]
+        choice.message.content = text
+        _drop_openai_calls(choice.message)
+        if getattr(choice, "finish_reason", None) in ("tool_calls", "function_call"):
+            choice.finish_reason = "stop"
         return new
     if isinstance(getattr(result, "content", None), str):
-        return result.model_copy(update={"content": text})
+        return result.model_copy(update={"content": text, **_no_message_calls(result)})
     return _llm_response_with_text(result, text)
+
+
+def _drop_openai_calls(message_or_delta: Any) -> None:
+    for name in ("tool_calls", "function_call"):
+        if getattr(message_or_delta, name, None) is not None:
+            setattr(message_or_delta, name, None)
+
+
+def _no_message_calls(message: Any) -> dict[str, Any]:
+    """The update that takes every tool call off a LangChain message (a flagged turn must not act)."""
+    update: dict[str, Any] = {name: [] for name in _TOOL_FIELDS if getattr(message, name, None)}
+    kwargs = getattr(message, "additional_kwargs", None)
+    if isinstance(kwargs, dict) and ("tool_calls" in kwargs or "function_call" in kwargs):
+        update["additional_kwargs"] = {k: v for k, v in kwargs.items() if k not in ("tool_calls", "function_call")}
+    return update
 
 
 def _llm_response_with_text(response: Any, text: str) -> Any:
@@ -104,6 +123,8 @@ def _llm_response_with_text(response: Any, text: str) -> Any:
         from llm.parts import StreamEvent
 
         new._stream_events = [StreamEvent(type="text", chunk=text, part_index=0)]
+    if getattr(response, "_tool_calls", None):
+        new._tool_calls = []
     return new
 
 
@@ -118,133 +139,138 @@ def chunk_text(chunk: Any) -> str:
     raise TypeError(f"@guarded cannot read a streamed chunk of type {type(chunk).__name__}")
 
 
+def chunk_acts(chunk: Any) -> bool:
+    """Whether a streamed chunk carries (part of) a tool call."""
+    if isinstance(chunk, str):
+        return False
+    if hasattr(chunk, "choices"):
+        delta = chunk.choices[0].delta if chunk.choices else None
+        return bool(delta is not None and (getattr(delta, "tool_calls", None) or getattr(delta, "function_call", None)))
+    return bool(_no_message_calls(chunk))
+
+
 def chunk_with_text(template: Any, text: str) -> Any:
+    """A chunk like `template` with `text` and no tool call: the stand-in for a flagged response."""
     if isinstance(template, str):
         return text
     if hasattr(template, "choices"):
         new = template.model_copy(deep=True)
         new.choices[0].delta.content = text
+        _drop_openai_calls(new.choices[0].delta)
         return new
-    return template.model_copy(update={"content": text})
+    return template.model_copy(update={"content": text, **_no_message_calls(template)})
 
 
 # --- the decorator -----------------------------------------------------------------------------------------
 
+class _Checker:
+    """The guard's check for one call: the prompt and rewriter bound, on_verdict told of every verdict."""
+
+    def __init__(self, guard: Any, prompt: str | None, rewriter: Any, on_verdict: Callable[[Any], Any] | None):
+        self.guard, self.prompt, self.rewriter, self.on_verdict = guard, prompt, rewriter, on_verdict
+
+    def _told(self, verdict: Any) -> Any:
+        if self.on_verdict is not None:
+            self.on_verdict(verdict)
+        return verdict
+
+    def check(self, text: str) -> Any:
+        try:
+            return self._told(self.guard.check(text, self.prompt, rewriter=self.rewriter))
+        except ResponseBlocked as e:
+            self._told(e.verdict)
+            raise
+
+    async def acheck(self, text: str) -> Any:
+        try:
+            return self._told(await self.guard.acheck(text, self.prompt, rewriter=self.rewriter))
+        except ResponseBlocked as e:
+            self._told(e.verdict)
+            raise
+
+    def gate(self, mode: StreamMode) -> StreamGate:
+        return StreamGate(mode, block_message=self.guard.policy.defaults.block_message)
+
+
+def _released(release: Release, template: Any) -> list[Any]:
+    if release.replacement is None:
+        return release.chunks
+    return [chunk_with_text(template if template is not None else "", release.replacement)]
+
+
+def _gated(checker: _Checker, source: Iterator[Any], mode: StreamMode) -> Iterator[Any]:
+    gate, first = checker.gate(mode), None
+    try:
+        for chunk in source:
+            first = chunk if first is None else first
+            window = gate.push(chunk, chunk_text(chunk), acts=chunk_acts(chunk))
+            if window is not None:
+                release = gate.decide(checker.check(window))
+                yield from _released(release, first)
+                if release.done:
+                    return
+        yield from _released(gate.decide(checker.check(gate.finish())), first)
+    finally:
+        getattr(source, "close", lambda: None)()  # stops the model when a check flagged
+
+
+async def _agated(checker: _Checker, source: AsyncIterator[Any], mode: StreamMode) -> AsyncIterator[Any]:
+    gate, first = checker.gate(mode), None
+    try:
+        async for chunk in source:
+            first = chunk if first is None else first
+            window = gate.push(chunk, chunk_text(chunk), acts=chunk_acts(chunk))
+            if window is not None:
+                release = gate.decide(await checker.acheck(window))
+                for out in _released(release, first):
+                    yield out
+                if release.done:
+                    return
+        for out in _released(gate.decide(await checker.acheck(gate.finish())), first):
+            yield out
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def guarded(guard: Any, fn: Callable[..., Any] | None = None, *, prompt: str | Callable[..., str | None] | None = None,
-            rewriter: object | None = None, stream: Literal["hold", "incremental"] = "hold") -> Any:
+            rewriter: object | None = None, stream: StreamMode = "hold",
+            on_verdict: Callable[[Any], Any] | None = None) -> Any:
     if fn is None:
-        return lambda f: guarded(guard, f, prompt=prompt, rewriter=rewriter, stream=stream)
-    if stream not in ("hold", "incremental"):
+        return lambda f: guarded(guard, f, prompt=prompt, rewriter=rewriter, stream=stream, on_verdict=on_verdict)
+    if stream not in STREAM_MODES:
         raise ValueError("stream must be 'hold' or 'incremental'")
+    if on_verdict is not None and not callable(on_verdict):
+        raise TypeError(f"on_verdict is a callable taking a Verdict, got {on_verdict!r}")
     find_prompt = prompt_finder(fn, prompt)
     rw = as_rewriter(rewriter) if rewriter is not None else None
+
+    def checker(args: Any, kwargs: Any) -> _Checker:
+        return _Checker(guard, find_prompt(*args, **kwargs), rw, on_verdict)
 
     if inspect.isasyncgenfunction(fn):
         @functools.wraps(fn)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            p = find_prompt(*args, **kwargs)
-            if stream == "hold":
-                chunks = [c async for c in fn(*args, **kwargs)]
-                verdict = await guard.acheck("".join(map(chunk_text, chunks)), p, rewriter=rw)
-                for c in _release(chunks, verdict.text):
-                    yield c
-            else:
-                window = _Window(guard, p)
-                async for c in fn(*args, **kwargs):
-                    for out in await window.apush(c):
-                        yield out
-                    if window.stopped:
-                        return
-                for out in await window.aclose():
-                    yield out
+            async for out in _agated(checker(args, kwargs), fn(*args, **kwargs), stream):
+                yield out
         return agen_wrapper
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            p = find_prompt(*args, **kwargs)
-            if stream == "hold":
-                chunks = list(fn(*args, **kwargs))
-                verdict = guard.check("".join(map(chunk_text, chunks)), p, rewriter=rw)
-                yield from _release(chunks, verdict.text)
-            else:
-                window = _Window(guard, p)
-                for c in fn(*args, **kwargs):
-                    yield from window.push(c)
-                    if window.stopped:
-                        return
-                yield from window.close()
+            yield from _gated(checker(args, kwargs), fn(*args, **kwargs), stream)
         return gen_wrapper
 
     if inspect.iscoroutinefunction(fn):
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             result = await fn(*args, **kwargs)
-            verdict = await guard.acheck(result_text(result), find_prompt(*args, **kwargs), rewriter=rw)
-            return with_text(result, verdict.text)
+            return with_text(result, (await checker(args, kwargs).acheck(result_text(result))).text)
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         result = fn(*args, **kwargs)
-        verdict = guard.check(result_text(result), find_prompt(*args, **kwargs), rewriter=rw)
-        return with_text(result, verdict.text)
+        return with_text(result, checker(args, kwargs).check(result_text(result)).text)
     return wrapper
-
-
-def _release(chunks: list[Any], text: str) -> list[Any]:
-    """After the check: the original chunks if the text stands, else one chunk with the replacement."""
-    if "".join(map(chunk_text, chunks)) == text:
-        return chunks
-    return [chunk_with_text(chunks[0] if chunks else "", text)]
-
-
-class _Window:
-    """Incremental mode: holds chunks until a sentence ends, checks the window, releases or stops."""
-
-    def __init__(self, guard: Any, prompt: str | None) -> None:
-        self.guard, self.prompt = guard, prompt
-        self.pending: list[Any] = []
-        self.previous_sentence = ""
-        self.released = ""
-        self.stopped = False
-
-    def _ready(self) -> bool:
-        return bool(_SENTENCE_END.search("".join(map(chunk_text, self.pending))))
-
-    def _window_text(self) -> str:
-        return self.previous_sentence + "".join(map(chunk_text, self.pending))
-
-    def _after(self, verdict: Any) -> list[Any]:
-        if verdict.action in ("allow", "log"):
-            out, self.pending = self.pending, []
-            new = "".join(map(chunk_text, out))
-            self.released += new
-            self.previous_sentence = new
-            return out
-        self.stopped = True
-        template = self.pending[0] if self.pending else ""
-        self.pending = []
-        # Released text cannot be recalled; a rewrite would repeat it, so the stream ends with the block text.
-        return [chunk_with_text(template, self.guard.policy.defaults.block_message if verdict.action == "rewrite"
-                                else verdict.text)]
-
-    def push(self, chunk: Any) -> list[Any]:
-        self.pending.append(chunk)
-        return self._after(self.guard.check(self._window_text(), self.prompt)) if self._ready() else []
-
-    async def apush(self, chunk: Any) -> list[Any]:
-        self.pending.append(chunk)
-        return self._after(await self.guard.acheck(self._window_text(), self.prompt)) if self._ready() else []
-
-    def close(self) -> list[Any]:
-        out = self._after(self.guard.check(self._window_text(), self.prompt)) if self.pending else []
-        if not self.stopped:
-            self.guard.check(self.released, self.prompt)  # the whole text, for the log
-        return out
-
-    async def aclose(self) -> list[Any]:
-        out = self._after(await self.guard.acheck(self._window_text(), self.prompt)) if self.pending else []
-        if not self.stopped:
-            await self.guard.acheck(self.released, self.prompt)
-        return out

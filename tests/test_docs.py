@@ -187,10 +187,12 @@ BASH_PRELUDE = r"""
 set -euo pipefail
 valueguard() {
   local rc=0
+  echo "valueguard $*" >>"$DOCS_RAN"
   command valueguard "$@" || rc=$?
   if [ "$rc" -gt 1 ]; then echo "docs: 'valueguard $*' exited $rc" >&2; exit 97; fi
 }
 make() {
+  echo "make $*" >>"$DOCS_RAN"
   command make --no-print-directory -C "$DOCS_REPO" -n "$@" >/dev/null \
     || { echo "docs: 'make -n $*' failed: no such target?" >&2; exit 98; }
 }
@@ -203,7 +205,21 @@ def bash_env(docs_env: dict[str, str], data_dir: Path) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)  # this tree's code
     env["VALUEGUARD_DATA_DIR"] = str(data_dir)
     env["DOCS_REPO"] = str(REPO)
+    env["DOCS_RAN"] = str(data_dir.parent / "commands-ran.txt")      # one line per command the prelude ran
     return env
+
+
+def commands_in(code: str) -> int:
+    """The block's valueguard and make command lines (a heredoc's body is data, not commands)."""
+    n, heredoc_end = 0, None
+    for line in code.splitlines():
+        if heredoc_end is not None:
+            heredoc_end = None if line.strip() == heredoc_end else heredoc_end
+            continue
+        if m := re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line):
+            heredoc_end = m.group(1)
+        n += bool(re.match(r"\s*(valueguard|make)\s", line))
+    return n
 
 
 @pytest.mark.parametrize("block", by_language("bash"))
@@ -220,6 +236,9 @@ def test_bash_block_runs(block: Block, docs_env, docs_data_dir, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, (f"{block.name} failed ({proc.returncode}):\n{block.code}\n"
                                   f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}")
+    log = tmp_path / "commands-ran.txt"
+    ran = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    assert len(ran) == commands_in(block.code) > 0, f"{block.name}: ran {ran}"
 
 
 def test_bash_convention_catches_a_failing_command(docs_env, docs_data_dir, tmp_path):

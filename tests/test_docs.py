@@ -161,6 +161,7 @@ def test_relative_links_images_and_anchors_resolve():
 # ------------------------------------------------------------------------------------------------ python
 
 _namespaces: dict[Path, dict] = {}
+_workdirs: dict[Path, Path] = {}    # the page's own working directory, where its blocks write files
 _ran: dict[Path, int] = {}          # how many python blocks of the page ran, in order
 _failed: dict[Path, str] = {}
 
@@ -175,10 +176,10 @@ def test_python_block_runs(block: Block, docs_env, tmp_path_factory, monkeypatch
     page_blocks = _python_blocks(block.page)
     if block.page not in _namespaces:
         _namespaces[block.page] = {"__name__": f"docs_{block.page.stem.replace('-', '_')}"}
-        _namespaces[block.page]["__workdir__"] = tmp_path_factory.mktemp(f"docs-{block.page.stem}")
+        _workdirs[block.page] = tmp_path_factory.mktemp(f"docs-{block.page.stem}")
         _ran[block.page] = 0
     namespace = _namespaces[block.page]
-    monkeypatch.chdir(namespace["__workdir__"])
+    monkeypatch.chdir(_workdirs[block.page])
     while _ran[block.page] <= page_blocks.index(block):
         current = page_blocks[_ran[block.page]]
         _ran[block.page] += 1

@@ -45,15 +45,21 @@ XSS_MARK = '<img src=x onerror="document.body.setAttribute(\'data-pwned\',\'1\')
 
 
 def read_rows(shared_data: Path, files=SCORED_FILES, limit: int | None = None):
-    """Real FULCRA evaluator-scored rows and the reader's report of each file."""
+    """Real FULCRA evaluator-scored rows and the reader's report of each file.
+
+    Read as `valueguard audit fulcra/NAME` run in the mirror reads them: the working directory is the mirror and
+    each input is named by its short relative path, so the report (and docs/report.png) shows `fulcra/NAME`,
+    never the absolute paths of the machine that made it."""
     records: list[ReferenceRecord] = []
     reports: list[ReadReport] = []
-    for name in files:
-        path = shared_data / "fulcra" / name
-        report = ReadReport(str(path))
-        rows = list(read_reference(path, report))
-        records += rows[:limit]
-        reports.append(report)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(shared_data)
+        for name in files:
+            path = Path("fulcra") / name
+            report = ReadReport(str(path))
+            rows = list(read_reference(path, report))
+            records += rows[:limit]
+            reports.append(report)
     return records, reports
 
 
@@ -349,7 +355,7 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-def test_report_in_chromium(real_summary, tmp_path):
+def test_report_in_chromium(real_summary, shared_data, tmp_path):
     """The real report in a real browser: charts in the DOM, the script ran, a silent console, a screenshot."""
     html = render_report(real_summary)
     el, _dom, stderr = open_report(html, tmp_path)
@@ -359,6 +365,9 @@ def test_report_in_chromium(real_summary, tmp_path):
     assert f"{len(real_summary['top_flagged'])} of {len(real_summary['top_flagged'])} shown" in _dom
     assert_console_clean(stderr)
     assert "http://" not in ours(html) and "https://" not in ours(html)
+    # The screenshot goes into docs/: it names its inputs as a user's audit would, with no path of this machine.
+    assert [i["path"] for i in real_summary["inputs"]] == [f"fulcra/{name}" for name in SCORED_FILES]
+    assert str(shared_data) not in html and str(REPO) not in html
 
     shot = tmp_path / "report.png"
     proc = chromium(tmp_path / "report.html", f"--screenshot={shot}", "--window-size=1280,2000")

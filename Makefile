@@ -65,8 +65,9 @@ bench: index
 choice: setup
 	$(BIN)/python benchmarks/estimator_choice.py --data "$(MIRROR)"
 
-# Estimation quality on held-out data, each read-out side by side (README, "Estimation quality").
+# Estimation quality on held-out data, each read-out side by side (docs/quality.md).
 quality: data
+	$(BIN)/valueguard -q eval --compare --policy default
 	$(BIN)/valueguard -q eval --readout knn
 	$(BIN)/valueguard -q eval --no-prompt
 	$(BIN)/valueguard -q eval --policy default

@@ -60,7 +60,7 @@ def user(tmp_path_factory, wheel, shared_data):
                               timeout=1200)
 
     for line in pip_path_block((REPO / "README.md").read_text(encoding="utf-8")):
-        line = re.sub(r"\S*dist/valueguard-\S+\.whl", str(wheel), line)
+        line = re.sub(r"dist/valueguard-[^\s\"\[]+\.whl", str(wheel), line)
         if line.startswith("valueguard data pull"):
             line += f" --from {mirror.parent}"  # the user's network download, from a local mirror here
         result = run(line)

@@ -76,7 +76,7 @@ quality: data
 thresholds: data
 	mkdir -p bench-results
 	$(BIN)/valueguard -q calibrate --policy default --target-precision block=0.8 --target-precision rewrite=0.65 \
-		--target-recall log=0.6 --out bench-results/default.calibrated.yaml
+		--target-benign-rate log=0.15 --out bench-results/default.calibrated.yaml
 	$(BIN)/valueguard -q calibrate --policy strict --target-precision block=0.65 --target-precision rewrite=0.5 \
 		--out bench-results/strict.calibrated.yaml
 

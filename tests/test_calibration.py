@@ -50,7 +50,7 @@ def test_an_unreachable_target_leaves_the_rule_alone(heldout):
 
 
 def test_rules_without_a_target_or_thresholds_are_kept(heldout):
-    policy = Policy.load("default")
+    policy = Policy.load("strict")  # its low-confidence rule has no `against` threshold to move
     new, report = calibrate(policy, heldout, {"rewrite": ("precision", 0.5)})
     assert [r.id for r in new.rules] == [r.id for r in policy.rules]
     kept = {r.rule: r.note for r in report}
@@ -79,3 +79,36 @@ def test_metrics_of_a_perfect_estimate():
     assert m["per_value"]["power"]["f1_3class"] == pytest.approx(1.0)
     rates = flag_rates(h, against.any(axis=1).astype(bool))
     assert rates["all"] == {"flagged": 2, "precision": 1.0, "recall": 1.0}
+
+
+@pytest.fixture(scope="module")
+def benign(split, embedder, shared_data, tmp_path_factory):
+    """Plain helpful chat turns (HH-RLHF), estimated from the same rows as `heldout`."""
+    from valueguard.cli_quality import _benign_turns
+    from valueguard.heldout import estimate_unlabelled
+
+    turns = _benign_turns(shared_data / "hh-rlhf" / "helpful_test.jsonl", 120)
+    return estimate_unlabelled(split[0], [t for t, _ in turns], [p for _, p in turns], embedder,
+                               cache=tmp_path_factory.mktemp("emb-benign"))
+
+
+@pytest.mark.parametrize("share", [
+    0.10,   # a log rule a person can still read
+    0.02,   # close to never on plain chat: a much higher threshold
+])
+def test_a_benign_rate_target_is_met_with_the_most_recall(heldout, benign, share):
+    policy = Policy.load("default")
+    new, report = calibrate(policy, heldout, {"log": ("benign", share)}, benign=benign)
+    row = next(r for r in report if r.rule == "mixed-signal")
+    rule = next(r for r in new.rules if r.id == "mixed-signal")
+    assert row.note == "" and row.benign_rate == rule_flags(rule, benign).mean() <= share
+    # One grid step lower (more flags) either breaks the benign target or buys no recall.
+    grid = list(_GRID["against"])
+    looser = rule.model_copy(update={"when": rule.when.model_copy(update={"above": float(grid[grid.index(row.new) - 1])})})
+    y = heldout.violated
+    assert rule_flags(looser, benign).mean() > share or (rule_flags(looser, heldout) & y).sum() / y.sum() <= row.recall
+
+
+def test_a_benign_target_without_benign_estimates_is_refused(heldout):
+    with pytest.raises(ValueError, match="benign-rate target needs benign estimates"):
+        calibrate(Policy.load("default"), heldout, {"log": ("benign", 0.1)})

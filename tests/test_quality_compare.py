@@ -81,3 +81,19 @@ def test_eval_compare_prints_every_read_out_side_by_side(run, stance_reference, 
         assert 0 <= row["fulcra_ap"] <= 1 and 0 <= row["benign"]["intervened"] + row["benign"]["logged"] <= 1
     table = run("eval", "--compare", *args, *benign, "--folds", "3").stdout
     assert table.count("\n| ") == 4 and "stance pairs" in table and "benign intervened" in table
+
+
+def test_calibrate_to_a_benign_rate_from_the_command_line(run, stance_reference, shared_data, tmp_path):
+    from valueguard.policy import Policy
+
+    args = [a for p in stance_reference for a in ("--reference", p)]
+    out = tmp_path / "d.yaml"
+    r = run("calibrate", "--policy", "default", "--target-benign-rate", "log=0.2", *args, "--folds", "3",
+            "--benign", shared_data / "hh-rlhf" / "helpful_test.jsonl", "--benign-lines", "40", "--out", out)
+    assert r.exit_code == 0, r.output
+    header = out.read_text(encoding="utf-8")
+    assert "mixed-signal (log): benign target 0.2" in header and "of benign turns" in header
+    Policy.load(out)
+    missing = run("calibrate", "--policy", "default", "--target-benign-rate", "log=0.2", *args, "--folds", "3",
+                  "--benign-lines", "40")  # the data directory has no HH-RLHF file
+    assert missing.exit_code != 0 and "needs benign turns" in missing.output

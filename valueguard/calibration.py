@@ -2,7 +2,9 @@
 
 A rule can be calibrated when all its thresholds are of one kind: `against` probabilities (`above`) or value
 scores (`below`). They move together to one new threshold, chosen on held-out estimates (heldout.py):
-the most recall at the target precision, or the most precision at the target recall. Confidence
+the most recall at the target precision, the most precision at the target recall, or the most recall at which
+the rule fires on no more than a target share of benign responses (estimates of unlabelled, plainly benign
+turns: a log rule that fires on most of them is noise a person learns to ignore). Confidence
 thresholds are left as they are. The result is a new policy; the old file is never touched.
 """
 
@@ -17,7 +19,7 @@ from valueguard.heldout import HeldOut
 from valueguard.policy import Condition, Policy, Rule
 from valueguard.values import VALUE_NAMES, ValueVector
 
-Goal = Literal["precision", "recall"]
+Goal = Literal["precision", "recall", "benign"]
 _GRID = {"against": np.round(np.arange(0.02, 0.99, 0.01), 2), "value": np.round(np.arange(-0.98, 0.0, 0.01), 2)}
 
 
@@ -33,6 +35,7 @@ class RuleCalibration:
     recall: float
     flagged: int
     note: str = ""
+    benign_rate: float | None = None  # the share of benign rows it fires on, where benign estimates were given
 
 
 def _leaves(c: Condition) -> list[Condition]:
@@ -73,9 +76,12 @@ def _rates(flags: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return (tp / flags.sum() if flags.any() else float("nan")), (tp / y.sum() if y.any() else float("nan"))
 
 
-def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]) -> tuple[Policy,
-                                                                                           list[RuleCalibration]]:
-    """`targets`: by rule id, by action ('block', 'rewrite', 'log') or '*' -> (goal, target)."""
+def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]], *,
+              benign: HeldOut | None = None) -> tuple[Policy, list[RuleCalibration]]:
+    """`targets`: by rule id, by action ('block', 'rewrite', 'log') or '*' -> (goal, target). A 'benign' goal
+    (the highest share of `benign` rows the rule may fire on) needs `benign`."""
+    if benign is None and any(goal == "benign" for goal, _ in targets.values()):
+        raise ValueError("a benign-rate target needs benign estimates")
     y = h.violated
     data = policy.model_dump(by_alias=True, exclude_none=True)
     report = []
@@ -101,6 +107,9 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
                 best = (r, float(t), p, int(flags.sum()))
             if goal == "recall" and r >= target and (best is None or p > best[0]):
                 best = (p, float(t), r, int(flags.sum()))
+            if goal == "benign" and benign is not None and rule_flags(candidate, benign).mean() <= target \
+                    and (best is None or r > best[0]):
+                best = (r, float(t), p, int(flags.sum()))
         if best is None:
             flags = rule_flags(rule, h)
             p, r = _rates(flags, y)
@@ -109,6 +118,10 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
             continue
         objective, t, other, flagged = best
         data["rules"][i]["when"] = _with_threshold(data["rules"][i]["when"], kind, t)
-        p, r = (other, objective) if goal == "precision" else (objective, other)
+        p, r = (objective, other) if goal == "recall" else (other, objective)
         report.append(RuleCalibration(rule.id, rule.action, goal, target, old, t, p, r, flagged))
-    return Policy.model_validate(data), report
+    new = Policy.model_validate(data)
+    if benign is not None:
+        for row, rule in zip(report, new.rules):
+            row.benign_rate = float(rule_flags(rule, benign).mean())
+    return new, report

@@ -89,6 +89,20 @@ def _benign_turns(path: Path | None, lines: int) -> list[tuple[str, str | None]]
     return list(dict.fromkeys(last.values()))
 
 
+def _benign_held_out(references, model, benign_path, benign_lines):
+    """Benign turns estimated from an index (and value model) of all the reference rows; None without any."""
+    from valueguard.embedding import SentenceTransformerEmbedder
+    from valueguard.heldout import estimate_unlabelled
+    from valueguard.reference import ReferenceSet, fulcra_files
+
+    benign = _benign_turns(benign_path, benign_lines)
+    if not benign:
+        return None
+    ref = ReferenceSet.from_files(list(references) or fulcra_files(data_dir()))
+    return estimate_unlabelled(ref, [t for t, _ in benign], [p for _, p in benign],
+                               SentenceTransformerEmbedder(model or default_model()))
+
+
 def _compare(references, folds, model, policy, benign_path, benign_lines, as_json) -> None:
     from valueguard.embedding import SentenceTransformerEmbedder
     from valueguard.quality_compare import compare
@@ -182,15 +196,16 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
 
 
 def _targets(values: tuple[str, ...], goal: str) -> dict[str, tuple[str, float]]:
+    option = "benign-rate" if goal == "benign" else goal
     out = {}
     for v in values:
         key, _, number = v.rpartition("=")
         try:
             x = float(number)
         except ValueError:
-            raise CliError(f"--target-{goal} {v!r}: expected a number, or ACTION=number / RULE_ID=number") from None
+            raise CliError(f"--target-{option} {v!r}: expected a number, or ACTION=number / RULE_ID=number") from None
         if not 0 < x <= 1:
-            raise CliError(f"--target-{goal} {v!r}: the target is between 0 and 1")
+            raise CliError(f"--target-{option} {v!r}: the target is between 0 and 1")
         out[key or "*"] = (goal, x)
     return out
 
@@ -201,6 +216,13 @@ def _targets(values: tuple[str, ...], goal: str) -> dict[str, tuple[str, float]]
               help="Precision each rule's flags must reach: a number for every rule, or block=0.8 / RULE_ID=0.8 "
                    "(repeatable).")
 @click.option("--target-recall", "recall", multiple=True, help="Recall to reach, as for --target-precision.")
+@click.option("--target-benign-rate", "benign_rate", multiple=True,
+              help="The highest share of benign turns a rule may fire on (the most recall within it), as for "
+                   "--target-precision, e.g. log=0.15.")
+@click.option("--benign", "benign_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="HH-RLHF helpful file of benign turns (default: DATA_DIR/hh-rlhf/helpful_test.jsonl).")
+@click.option("--benign-lines", default=BENIGN_LINES, show_default=True, type=click.IntRange(1),
+              help="How many lines of the benign file to read (the last chosen turn of each).")
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the calibrated policy (default: NAME.calibrated.yaml here); the policy "
                    "itself is never changed.")
@@ -209,28 +231,34 @@ def _targets(values: tuple[str, ...], goal: str) -> dict[str, tuple[str, float]]
 @folds_option
 @model_option
 @json_option
-def calibrate_command(policy_name, precision, recall, out, references, tests, folds, model, as_json) -> None:
-    """Write a policy whose thresholds meet a precision or recall target on held-out data."""
+def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, benign_lines, out, references, tests,
+                      folds, model, as_json) -> None:
+    """Write a policy whose thresholds meet a precision, recall or benign-rate target on held-out data."""
     import yaml
 
     from valueguard.calibration import calibrate
     from valueguard.policy import Policy, PolicyError
 
-    if not precision and not recall:
-        raise CliError("give --target-precision or --target-recall")
+    if not precision and not recall and not benign_rate:
+        raise CliError("give --target-precision, --target-recall or --target-benign-rate")
     try:
         policy = Policy.load(policy_name)
     except PolicyError as e:
         raise CliError(str(e)) from e
-    targets = {**_targets(recall, "recall"), **_targets(precision, "precision")}
+    targets = {**_targets(recall, "recall"), **_targets(precision, "precision"), **_targets(benign_rate, "benign")}
     out = out or Path(f"{Path(policy_name).stem}.calibrated.yaml")
+    benign = _benign_held_out(references, model, benign_path, benign_lines) if benign_rate else None
+    if benign_rate and benign is None:
+        raise CliError("--target-benign-rate needs benign turns: --benign FILE, or `valueguard data pull`")
     h, setup = _held_out(references, tests, folds, "model", False, model)
-    new, report = calibrate(policy, h, targets)
+    new, report = calibrate(policy, h, targets, benign=benign)
     header = (f"# Calibrated by `valueguard calibrate` from {policy_name} on "
               f"{datetime.now(timezone.utc).date().isoformat()}: {setup['mode']}.\n"
               + "".join(f"# {r.rule} ({r.action}): "
                         + (f"{r.goal} target {r.target}; threshold {r.old} -> {r.new}; " if r.goal else "")
-                        + f"held-out precision {_f(r.precision)}, recall {_f(r.recall)}. {r.note}".rstrip() + "\n"
+                        + f"held-out precision {_f(r.precision)}, recall {_f(r.recall)}"
+                        + (f", fires on {r.benign_rate:.1%} of benign turns" if r.benign_rate is not None else "")
+                        + f". {r.note}".rstrip() + "\n"
                         for r in report))
     body = yaml.safe_dump(new.model_dump(mode="json", by_alias=True, exclude_none=True), sort_keys=False,
                           allow_unicode=True, width=110)
@@ -238,11 +266,12 @@ def calibrate_command(policy_name, precision, recall, out, references, tests, fo
     Policy.load(out)  # what was written must load
     payload = {"out": str(out), "setup": setup, "rules": [vars(r) for r in report]}
     lines = [f"wrote {out} ({setup['mode']})", "| rule | action | target | threshold | precision | recall | "
-             "flagged | note |", "|---|---|---|---|---|---|---|---|"]
+             "flagged | benign | note |", "|---|---|---|---|---|---|---|---|---|"]
     for r in report:
         target = f"{r.goal} {r.target}" if r.goal else "-"
+        share = f"{r.benign_rate:.1%}" if r.benign_rate is not None else "-"
         lines.append(f"| {r.rule} | {r.action} | {target} | {r.old} -> {r.new} | {_f(r.precision)} | "
-                     f"{_f(r.recall)} | {r.flagged} | {r.note} |")
+                     f"{_f(r.recall)} | {r.flagged} | {share} | {r.note} |")
     _emit(as_json, payload, "\n".join(lines))
 
 

@@ -3,6 +3,7 @@ and what an error message may carry into a verdict or a log."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -37,10 +38,11 @@ def call_before(fn: Callable[[str], Any], arg: str, deadline: float) -> Any:
     open) until it returns, and its answer is then dropped. The check itself goes on at the deadline."""
     result: dict[str, Any] = {}
     done = threading.Event()
+    context = contextvars.copy_context()  # the caller's context (tracing, callbacks), as if called in place
 
     def run() -> None:
         try:
-            result["value"] = fn(arg)
+            result["value"] = context.run(fn, arg)
         except BaseException as e:  # handed to the caller's thread, which decides
             result["error"] = e
         finally:

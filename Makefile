@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup setup-core browser data index demo test bench choice quality thresholds audit-memory clean
+.PHONY: setup setup-core browser data index demo test fuzz bench choice quality thresholds audit-memory clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
 # advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
@@ -55,6 +55,11 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# The fuzz targets at 10,000 cases each (the suite runs them at 150): policy loader and evaluator, every log reader
+# (docs/reliability.md has the figures). No model is loaded.
+fuzz: setup
+	VALUEGUARD_FUZZ_PROFILE=fuzz $(BIN)/python -m pytest tests/fuzz -q -p no:cacheprovider --durations=0
 
 # The guarded call next to the bare fp32 embedding, then what this CPU can do for one forward pass (README).
 bench: index

@@ -166,12 +166,14 @@ FORMATS = ["auto", "openai", "sharegpt", "hh-rlhf", "fulcra", "scored", "plain",
 @click.option("--exit-zero", is_flag=True, help="Exit 0 when the run completes, flagged or not.")
 @click.option("--batch-size", default=64, show_default=True, help="Responses embedded together.")
 @click.option("--neighbors", "n_neighbors", default=5, show_default=True, help="Evidence rows kept per response.")
+@click.option("--max-line-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1),
+              help="A longer input line (or logs.db value) is a bad line, skipped unparsed.")
 @index_option
 @json_option
 @click.pass_context
 def audit(ctx: click.Context, inputs: tuple[Path, ...], out_path: Path, policy_name: str, summary_path: Path | None,
           report_path: Path | None, fmt: str, exit_zero: bool, batch_size: int, n_neighbors: int,
-          index_dir: Path | None, as_json: bool) -> None:
+          max_line_bytes: int, index_dir: Path | None, as_json: bool) -> None:
     """Audit the assistant turns of logs: chat JSONL (OpenAI, ShareGPT), HH-RLHF, FULCRA, plain, llm logs.db.
 
     Exit code: 0 nothing flagged, 1 responses flagged (block or rewrite), 3 some lines could not be read
@@ -186,10 +188,11 @@ def audit(ctx: click.Context, inputs: tuple[Path, ...], out_path: Path, policy_n
         raise CliError(str(e)) from e
     estimator = _estimator(index_dir)
     quiet = ctx.obj["quiet"] or not sys.stderr.isatty()
-    total = 0 if quiet else sum(count_records(p, fmt) for p in inputs)
     try:
+        total = 0 if quiet else sum(count_records(p, fmt, max_line_bytes=max_line_bytes) for p in inputs)
         result = run_audit(estimator, list(inputs), out_path, policy=policy, format=fmt, batch_size=batch_size,
-                           neighbors=n_neighbors, progress=_progress(total, "audit", quiet))
+                           neighbors=n_neighbors, progress=_progress(total, "audit", quiet),
+                           max_line_bytes=max_line_bytes)
     except ValueError as e:  # an undetectable format, named with its file
         raise CliError(str(e)) from e
     if summary_path:

@@ -158,7 +158,9 @@ class ValueEstimator:
                    **kwargs) -> ValueEstimator:
         """`backend`: how queries are embedded when no `embedder` is given ("onnx-int8" by default, see
         valueguard.embedding.make_embedder); the index itself was embedded in fp32 either way."""
-        manifest = ValueIndex.read_manifest(directory)
+        # Verified first (digest included): the embedder is made for the model the index was built with, never
+        # for whatever an edited manifest names (an ONNX export of an unknown model would reach for the network).
+        manifest = ValueIndex.verified_manifest(directory, model=embedder.model_id if embedder else None)
         embedder = embedder or make_embedder(manifest.model, backend)
         index = ValueIndex.load(directory, model=embedder.model_id)
         return cls(index, embedder, **kwargs)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valueguard.actions import ResponseBlocked, Rewriter, as_rewriter, rewrite_instruction
 from valueguard.estimator import Estimate, Neighbor, ValueEstimator
+from valueguard.guard_limits import call_before, estimate_bounded, require_text, scrub
 from valueguard.logs import get_logger
 from valueguard.policy import PRECEDENCE, Action, Decision, Policy
 
@@ -43,6 +44,9 @@ class Verdict(BaseModel):
     error: str | None = Field(default=None, description="Why the check could not be made (then on_error applied).")
     reason: str | None = Field(
         default=None, description="Why the verdict was reached without an estimate, e.g. 'empty response'.")
+    truncated: str | None = Field(
+        default=None, description="Set when the text was over the policy's max_chars: what was read instead "
+        "(the head, the tail and evenly spaced windows); None when all of it was checked.")
     elapsed_ms: float = Field(description="Time the check took, rewrites included.")
     policy: str = Field(description="Name of the policy applied.")
     policy_version: str = Field(description="Version of the policy applied.")
@@ -74,30 +78,35 @@ class ValueGuard:
     # --- checking -----------------------------------------------------------------------------------------
 
     def check(self, response: str, prompt: str | None = None, *, rewriter: object | None = None) -> Verdict:
+        """TypeError unless `response` is a str and `prompt` a str or None. At most the policy's max_chars of the
+        response are read, and a rewrite past its rewrite_timeout fails (docs/reliability.md)."""
+        require_text(response, prompt)
         start = time.perf_counter()
         decision_id = uuid.uuid4().hex[:16]
         if not response.strip():
             # Nothing was said, so nothing can work against a value: an estimate of "" is the embedding's noise.
             return self._finish(self._empty_verdict(decision_id, response, start), response, prompt)
         try:
-            estimate = self.estimator.estimate(response, prompt)
+            estimate, truncated = self._estimate(response, prompt)
         except Exception as e:  # the estimator itself failed: the policy's on_error decides
-            return self._finish(self._error_verdict(decision_id, response, e, start), response, prompt)
+            error = scrub(e, (response, prompt), self.log_text)
+            return self._finish(self._error_verdict(decision_id, response, error, start), response, prompt)
         decision = self.policy.decide(estimate)
         action, text, revisions, error = decision.action, response, [], None
         if action == "rewrite":
             rw = as_rewriter(rewriter) if rewriter is not None else self.rewriter
             try:
                 action, text, revisions = self._rewrite(response, prompt, estimate, decision, rw)
-            except Exception as e:  # a failing rewriter is a failed check, not a pass
+            except Exception as e:  # a failing (or too slow) rewriter is a failed check, not a pass
                 action = "block" if self.policy.defaults.on_error == "block" else "allow"
-                text, error = response, f"rewrite failed: {type(e).__name__}: {e}"
+                text, error = response, f"rewrite failed: {scrub(e, (response, prompt), self.log_text)}"
         if action == "block":
             text = self._block_message(decision)
         verdict = Verdict(
             decision_id=decision_id, action=action, text=text,
             values={k: round(v, 4) for k, v in estimate.values.items()}, confidence=round(estimate.confidence, 4),
-            against={k: round(v, 4) for k, v in estimate.against.items()}, rules=decision.rule_ids, neighbors=estimate.neighbors, revisions=revisions, error=error,
+            against={k: round(v, 4) for k, v in estimate.against.items()}, rules=decision.rule_ids,
+            neighbors=estimate.neighbors, revisions=revisions, error=error, truncated=truncated,
             elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
             policy=self.policy.name, policy_version=self.policy.version,
         )
@@ -105,6 +114,7 @@ class ValueGuard:
 
     async def acheck(self, response: str, prompt: str | None = None, *, rewriter: object | None = None) -> Verdict:
         """check() on a worker thread: the event loop is never blocked by embedding or rewriting."""
+        require_text(response, prompt)  # in the caller, before any thread
         return await asyncio.to_thread(self.check, response, prompt, rewriter=rewriter)
 
     def _rewrite(self, response: str, prompt: str | None, estimate: Estimate, decision: Decision,
@@ -114,10 +124,15 @@ class ValueGuard:
             return "block", response, []
         revisions: list[Revision] = []
         current, current_estimate, current_decision = response, estimate, decision
+        # One deadline for the whole rewrite, all attempts: past it the rewrite has failed and on_error applies.
+        deadline = time.monotonic() + self.policy.defaults.rewrite_timeout
         for attempt in range(1, self.policy.defaults.rewrite_attempts + 1):
             reasons = [r.description for r in current_decision.fired] or ["policy rule"]
-            revised = rewriter(rewrite_instruction(current, current_estimate.values, reasons, prompt))
-            current_estimate = self.estimator.estimate(revised, prompt)
+            revised = call_before(rewriter, rewrite_instruction(current, current_estimate.values, reasons, prompt),
+                                  deadline)
+            if not isinstance(revised, str):
+                raise TypeError(f"the rewriter returned {type(revised).__name__}, not a str")
+            current_estimate, _ = self._estimate(revised, prompt)
             current_decision = self.policy.decide(current_estimate)
             revisions.append(Revision(attempt=attempt, action=current_decision.action,  # type: ignore[arg-type]
                                       rules=current_decision.rule_ids,
@@ -127,19 +142,22 @@ class ValueGuard:
             current = revised
         return "block", response, revisions
 
+    def _estimate(self, text: str, prompt: str | None) -> tuple[Estimate, str | None]:
+        return estimate_bounded(self.estimator, text, prompt, self.policy.defaults.max_chars)
+
     def _block_message(self, decision: Decision) -> str:
         for rule in decision.fired:
             if rule.action == "block" and rule.message:
                 return rule.message
         return self.policy.defaults.block_message
 
-    def _error_verdict(self, decision_id: str, response: str, error: Exception, start: float) -> Verdict:
+    def _error_verdict(self, decision_id: str, response: str, error: str, start: float) -> Verdict:
         fail_closed = self.policy.defaults.on_error == "block"
         return Verdict(
             decision_id=decision_id, action="block" if fail_closed else "allow",
             text=self.policy.defaults.block_message if fail_closed else response,
             values={}, confidence=0.0, rules=[], neighbors=[],
-            error=f"{type(error).__name__}: {error}", elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+            error=error, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
             policy=self.policy.name, policy_version=self.policy.version,
         )
 
@@ -159,6 +177,8 @@ class ValueGuard:
         )
         if verdict.reason:
             fields["reason"] = verdict.reason
+        if verdict.truncated:
+            fields["truncated"] = verdict.truncated
         if self.log_text:
             fields.update(prompt=prompt, response=response, text=verdict.text)
         if verdict.error:

@@ -3,11 +3,15 @@
 On disk (no pickle anywhere): `manifest.json`, `index.faiss` (FAISS's own format), `values.npy` (rows × 10
 float32, read with allow_pickle=False), `rows.jsonl` (id, source, label kind, a snippet of the text) and,
 for the default read-out, `value_model.npz` (the fitted ValueModel, read with allow_pickle=False).
-The manifest holds the sha256 of those files, so a file changed after the build is refused.
+The manifest holds the sha256 of those files, so a file changed after the build is refused, and a digest of its
+own fields (model, dimension, rows, text form, read-out, value names, file hashes), so an edited manifest is refused
+too; what the files themselves say (FAISS's dimension and row count, the value model's shapes) is checked against it.
+Every failure to load is a ValueIndexError naming the file and the field (docs/reliability.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from valueguard.embedding import Embedder
 from valueguard.reference.dataset import ReferenceSet, sha256_file
@@ -33,6 +37,7 @@ Readout = Literal["model", "knn"]
 SNIPPET_CHARS = 400
 _FILES = ("index.faiss", "values.npy", "rows.jsonl")
 MODEL_FILE = "value_model.npz"
+MAX_MANIFEST_BYTES = 10_000_000
 
 
 def format_text(response: str, prompt: str | None, form: TextForm) -> str:
@@ -77,6 +82,13 @@ class Manifest(BaseModel):
     files: dict[str, str] = Field(description="sha256 of index.faiss, values.npy and rows.jsonl.")
     built_at: str = Field(description="UTC time of the build.")
     build_seconds: float = Field(description="How long the build took.")
+    digest: str = Field(default="", description="sha256 of the fields above that say what the index is (all but "
+                        "the build's time); a manifest edited after the build does not match it.")
+
+    def content_digest(self) -> str:
+        fields = self.model_dump(include={"format_version", "model", "dimension", "rows", "text_form", "readout",
+                                          "value_names", "files", "reference_files"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,6 @@ class ValueIndex:
     @property
     def version(self) -> str:
         """A short id of this index's content, logged with every decision."""
-        import hashlib
-
         digest = "".join(self.manifest.files.get(n, "") for n in (*_FILES, MODEL_FILE)) or self.manifest.built_at
         return hashlib.sha256(digest.encode()).hexdigest()[:12]
 
@@ -190,7 +200,10 @@ class ValueIndex:
         if self.value_model is not None:
             self.value_model.save(directory / MODEL_FILE)
             names.append(MODEL_FILE)
+        else:  # a value model left by an earlier build would contradict this index's read-out
+            (directory / MODEL_FILE).unlink(missing_ok=True)
         self.manifest.files = {name: sha256_file(directory / name) for name in names}
+        self.manifest.digest = self.manifest.content_digest()
         tmp = directory / "manifest.json.tmp"
         tmp.write_text(self.manifest.model_dump_json(indent=2), encoding="utf-8")
         # The manifest goes last: a build cut short leaves no manifest, so no half-written index loads.
@@ -206,10 +219,49 @@ class ValueIndex:
                 f"no valueguard index at {directory} (no manifest.json). Build one with: "
                 f"valueguard index build --out {directory}   (or `valueguard index build` for the default index)"
             )
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise ValueIndexError(f"{path}: over {MAX_MANIFEST_BYTES:,} bytes, not a manifest; {rebuild_hint(directory)}")
         try:
-            return Manifest.model_validate_json(path.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise ValueIndexError(f"{path} is not a valid manifest ({e}); {rebuild_hint(directory)}") from e
+            return Manifest.model_validate_json(path.read_bytes())
+        except ValidationError as e:
+            first = e.errors()[0]
+            field = ".".join(str(p) for p in first["loc"]) or "manifest"
+            raise ValueIndexError(f"{path}: field {field}: {first['msg']}; {rebuild_hint(directory)}") from None
+        except (ValueError, OSError) as e:
+            raise ValueIndexError(f"{path} is not a valid manifest ({type(e).__name__}); "
+                                  f"{rebuild_hint(directory)}") from None
+
+    @classmethod
+    def verified_manifest(cls, directory: str | Path, *, model: str | None = None) -> Manifest:
+        """The manifest, refused unless it is of this format, matches its digest and says what this valueguard
+        reads; `model`: the caller's embedder, refused up front (before any file is read) when it differs."""
+        directory = Path(directory)
+        m = cls.read_manifest(directory)
+        where = directory / "manifest.json"
+        if m.format_version != FORMAT_VERSION:
+            raise ValueIndexError(
+                f"index at {directory} has format {m.format_version}, this valueguard reads {FORMAT_VERSION}; "
+                f"{rebuild_hint(directory)}"
+            )
+        if not m.digest:
+            raise ValueIndexError(f"{where}: field digest: missing (written by an older valueguard); "
+                                  f"{rebuild_hint(directory)}")
+        if m.digest != m.content_digest():
+            raise ValueIndexError(
+                f"{where}: its fields (model, dimension, rows, text_form, readout, value_names, files) do not match "
+                f"its digest: edited after the build; refusing to load it. {rebuild_hint(directory)}")
+        if model is not None and model != m.model:
+            raise ValueIndexError(
+                f"index at {directory} was built with model {m.model!r}, but the embedder is {model!r}: "
+                f"neighbours would be meaningless. Use model {m.model!r}, or {rebuild_hint(directory)} --model {model}"
+            )
+        if m.value_names != list(VALUE_NAMES):
+            raise ValueIndexError(f"{where}: field value_names: not the 10 basic values in this valueguard's order; "
+                                  f"{rebuild_hint(directory)}")
+        if m.readout == "knn" and ((directory / MODEL_FILE).exists() or MODEL_FILE in m.files):
+            raise ValueIndexError(f"{where}: field readout: 'knn', but the index has a value model ({MODEL_FILE}); "
+                                  f"{rebuild_hint(directory)}")
+        return m
 
     @classmethod
     def load(
@@ -223,17 +275,7 @@ class ValueIndex:
         # core (5 queries: 12 ms with 2 threads, 1.4 ms with 1). README, "Benchmarks". (FAISS's own OpenMP only.)
         faiss.omp_set_num_threads(1)
         directory = Path(directory)
-        m = cls.read_manifest(directory)
-        if m.format_version != FORMAT_VERSION:
-            raise ValueIndexError(
-                f"index at {directory} has format {m.format_version}, this valueguard reads {FORMAT_VERSION}; "
-                f"{rebuild_hint(directory)}"
-            )
-        if model is not None and model != m.model:
-            raise ValueIndexError(
-                f"index at {directory} was built with model {m.model!r}, but the embedder is {model!r}: "
-                f"neighbours would be meaningless. Use model {m.model!r}, or {rebuild_hint(directory)} --model {model}"
-            )
+        m = cls.verified_manifest(directory, model=model)
         if dimension is not None and dimension != m.dimension:
             raise ValueIndexError(
                 f"index at {directory} has dimension {m.dimension}, the embedder gives {dimension}; "
@@ -249,14 +291,8 @@ class ValueIndex:
                     f"index file {path} does not match its manifest (changed after the build, or damaged); "
                     f"refusing to load it. {rebuild_hint(directory)}"
                 )
-        index = faiss.read_index(str(directory / "index.faiss"))
-        values = np.load(directory / "values.npy", allow_pickle=False)
-        with open(directory / "rows.jsonl", encoding="utf-8") as f:
-            rows = [RowInfo(**json.loads(line)) for line in f]
-        if index.d != m.dimension or index.ntotal != m.rows or values.shape != (m.rows, N_VALUES) or len(rows) != m.rows:
-            raise ValueIndexError(f"index at {directory} is inconsistent with its manifest; {rebuild_hint(directory)}")
-        value_model = ValueModel.load(directory / MODEL_FILE) if m.readout == "model" else None
-        return cls(index, values.astype(np.float32), rows, m, value_model)
+        index, values, rows, value_model = load_files(directory, m, faiss)
+        return cls(index, values, rows, m, value_model)
 
     def is_current(self, reference_paths: Sequence[str | Path], model: str, text_form: TextForm,
                    readout: Readout = "model") -> bool:
@@ -266,6 +302,55 @@ class ValueIndex:
         m = self.manifest
         return wanted == have and m.model == model and m.text_form == text_form and m.readout == readout
 
+
+
+def _fail(path: Path, field: str, why: str) -> ValueIndexError:
+    return ValueIndexError(f"{path}: {field}: {why}; {rebuild_hint(path.parent)}")
+
+
+def load_files(directory: Path, m: Manifest, faiss) -> tuple:
+    """The hashed files, read; anything they hold that the manifest contradicts (or that will not read at all) is
+    a ValueIndexError naming the file and the manifest's field."""
+    path = directory / "index.faiss"
+    try:
+        index = faiss.read_index(str(path))
+    except Exception as e:  # FAISS raises RuntimeError with a C++ trace; the cause is the file
+        raise _fail(path, "index", f"not a readable FAISS index ({type(e).__name__})") from None
+    if index.d != m.dimension:
+        raise _fail(path, "dimension", f"the FAISS index has dimension {index.d}, the manifest says {m.dimension}")
+    if index.ntotal != m.rows:
+        raise _fail(path, "rows", f"the FAISS index has {index.ntotal} rows, the manifest says {m.rows}")
+    path = directory / "values.npy"
+    try:
+        values = np.load(path, allow_pickle=False)
+    except Exception as e:  # numpy: ValueError, EOFError, UnpicklingError...
+        raise _fail(path, "values", f"not a readable numpy array ({type(e).__name__})") from None
+    if values.ndim != 2 or values.shape[0] != m.rows:
+        raise _fail(path, "rows", f"holds shape {values.shape}, the manifest says {m.rows} rows")
+    if values.shape[1] != len(m.value_names) or values.dtype.kind != "f":
+        raise _fail(path, "value_names", f"holds {values.shape[1]} {values.dtype} columns, the manifest names "
+                    f"{len(m.value_names)} values")
+    path = directory / "rows.jsonl"
+    rows = []
+    with open(path, "rb") as f:
+        for n, line in enumerate(f, start=1):
+            try:
+                rows.append(RowInfo(**json.loads(line)))
+            except (ValueError, TypeError, RecursionError) as e:
+                raise _fail(path, f"line {n}", f"not a row ({type(e).__name__})") from None
+    if len(rows) != m.rows:
+        raise _fail(path, "rows", f"has {len(rows)} rows, the manifest says {m.rows}")
+    value_model = None
+    if m.readout == "model":
+        path = directory / MODEL_FILE
+        try:
+            value_model = ValueModel.load(path)
+        except Exception as e:  # zipfile.BadZipFile, KeyError of a missing array, ValueError...
+            raise _fail(path, "readout", f"not a readable value model ({type(e).__name__}: {str(e)[:100]})") from None
+        if (d := value_model.dimension) != m.dimension:
+            raise _fail(path, "dimension", f"the value model reads {d}-dimensional embeddings, the manifest says "
+                        f"{m.dimension}")
+    return index, values.astype(np.float32), rows, value_model
 
 
 @dataclass

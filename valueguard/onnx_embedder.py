@@ -50,8 +50,10 @@ def export_dir(model_id: str, cache_dir: str | Path | None = None) -> Path:
     return (Path(cache_dir) if cache_dir is not None else models_dir()) / export_slug(model_id)
 
 
-def ensure_export(model_id: str | None = None, cache_dir: str | Path | None = None) -> Path:
-    """The export folder of `model_id`, exporting it first when it is not there (minutes of torch work)."""
+def ensure_export(model_id: str | None = None, cache_dir: str | Path | None = None, *,
+                  offline: bool = False) -> Path:
+    """The export folder of `model_id`, exporting it first when it is not there (minutes of torch work).
+    `offline`: export from local files only (the bundled model, the hub's cache), never the network."""
     model_id = model_id or default_model()
     out = export_dir(model_id, cache_dir)
     with _export_lock:
@@ -61,7 +63,7 @@ def ensure_export(model_id: str | None = None, cache_dir: str | Path | None = No
 
         log.info("onnx export started", model=model_id, dir=str(out))
         start = time.perf_counter()
-        meta = export_model(model_id, out)
+        meta = export_model(model_id, out, local_files_only=offline)
         OnnxEmbedder.exports += 1
         log.info("onnx export done", model=model_id, seconds=round(time.perf_counter() - start, 1),
                  fused=meta.get("fused"))
@@ -107,7 +109,8 @@ class OnnxEmbedder:
 
             if not (self.export_dir / "meta.json").is_file():
                 log.warning("onnx export missing", model=self.model_id, hint="valueguard index build exports it")
-                ensure_export(self.model_id, self._cache_dir)
+                # At check time: never the network (docs/reliability.md); `index build` exports with it.
+                ensure_export(self.model_id, self._cache_dir, offline=True)
             meta = json.loads((self.export_dir / "meta.json").read_text())
             tok = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
             tok.enable_truncation(max_length=meta["max_seq_length"])

@@ -63,13 +63,14 @@ def _pooling_mode(pooling) -> str:
     return "+".join(active)
 
 
-def _load_eager(source: str):
+def _load_eager(source: str, local_files_only: bool = False):
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(source, device="cpu", model_kwargs={"attn_implementation": "eager"})
+        return SentenceTransformer(source, device="cpu", model_kwargs={"attn_implementation": "eager"},
+                                   local_files_only=local_files_only)
     except (TypeError, ValueError):  # an older sentence-transformers, or a model without eager attention
-        return SentenceTransformer(source, device="cpu")
+        return SentenceTransformer(source, device="cpu", local_files_only=local_files_only)
 
 
 def _wrap(auto_model, names: list[str]):
@@ -123,8 +124,9 @@ def _fuse(raw: Path, out: Path, config, reference: np.ndarray, tokenizer, names:
     return {}
 
 
-def export_model(model_id: str, out_dir: Path, *, per_channel: bool = True) -> dict:
+def export_model(model_id: str, out_dir: Path, *, per_channel: bool = True, local_files_only: bool = False) -> dict:
     """Export `model_id` to out_dir (model-fp32.onnx, model-int8.onnx, tokenizer.json, meta.json), atomically.
+    `local_files_only`: from the bundled model or the hub's cache only, never the network (a check-time export).
 
     Returns the meta written to meta.json."""
     import torch
@@ -134,7 +136,7 @@ def export_model(model_id: str, out_dir: Path, *, per_channel: bool = True) -> d
     if Path(source).is_dir():
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local folder must never trigger a hub look-up
     _quiet_transformers()
-    st = _load_eager(source)
+    st = _load_eager(source, local_files_only)
     modules = list(st)
     kinds = [type(m).__name__ for m in modules]
     if kinds[:2] != ["Transformer", "Pooling"] or any(k not in ("Transformer", "Pooling", "Normalize") for k in kinds):

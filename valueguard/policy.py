@@ -10,7 +10,6 @@ A condition is one of:
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,23 +18,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from valueguard.policy_yaml import MAX_POLICY_BYTES, PolicyError, check_limits, clip, did_you_mean, format_errors, parse
 from valueguard.values import VALUE_NAMES, ValueVector, normalize_name
+from valueguard.windows import MAX_CHARS_DEFAULT, MIN_MAX_CHARS
 
 Action = Literal["allow", "log", "rewrite", "block"]
 PRECEDENCE: dict[str, int] = {"allow": 0, "log": 1, "rewrite": 2, "block": 3}
 BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
-class PolicyError(ValueError):
-    """A policy that cannot be used; the message names the file, the line and the field."""
-
-
-def _did_you_mean(word: str, options: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+__all__ = ["Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError", "Rule", "bundled_names"]
+_did_you_mean = did_you_mean
 
 
 _CONDITION_KEYS = ("value", "against", "below", "above", "confidence_below", "confidence_above", "all", "any",
@@ -70,21 +65,22 @@ class Condition(BaseModel):
     @classmethod
     def _check_shape(cls, data: Any) -> Any:
         if not isinstance(data, dict):
-            raise ValueError(f"a condition is a mapping such as {{value: benevolence, below: -0.5}}, got {data!r}")
+            raise ValueError(f"a condition is a mapping such as {{value: benevolence, below: -0.5}}, got {clip(data)}")
         for key in data:
             if key not in _CONDITION_KEYS:
-                raise ValueError(f"unknown condition field {key!r}{_did_you_mean(str(key), _CONDITION_KEYS)}")
+                raise ValueError(f"unknown condition field {clip(key)}{_did_you_mean(str(key), _CONDITION_KEYS)}")
         forms = [f for f in _FORMS if f in data]
         if len(forms) != 1:
             raise ValueError(f"a condition has exactly one of {', '.join(_FORMS)}; got {', '.join(forms) or 'none'}")
+        _check_types(data)
         form = forms[0]
         if form in ("value", "against"):
-            name = str(data[form])
+            name = data[form]
             if name != "any" and normalize_name(name) not in VALUE_NAMES:
-                raise ValueError(f"unknown value {name!r}{_did_you_mean(normalize_name(name), VALUE_NAMES)}")
+                raise ValueError(f"unknown value {clip(name)}{_did_you_mean(normalize_name(name), VALUE_NAMES)}")
             if "below" not in data and "above" not in data:
-                raise ValueError(f"{form} {name!r} needs a threshold: below or above")
-            if form == "against" and any(not 0 <= float(data.get(k, 0) or 0) <= 1 for k in ("below", "above")):
+                raise ValueError(f"{form} {clip(name)} needs a threshold: below or above")
+            if form == "against" and any(not 0 <= data[k] <= 1 for k in ("below", "above") if k in data):
                 raise ValueError("an against threshold is a probability, between 0 and 1")
         elif "below" in data or "above" in data:
             raise ValueError("below/above go with value or against: {value: NAME, below: X}")
@@ -113,8 +109,33 @@ class Condition(BaseModel):
             return all(c.holds(values, confidence, against) for c in self.all_)
         if self.any_ is not None:
             return any(c.holds(values, confidence, against) for c in self.any_)
-        assert self.not_ is not None
+        if self.not_ is None:  # unreachable for a validated condition; never an assert (python -O drops it)
+            raise ValueError("a condition with no test")
         return not self.not_.holds(values, confidence, against)
+
+
+_THRESHOLDS = ("below", "above", "confidence_below", "confidence_above")
+
+
+def _check_types(data: dict) -> None:
+    """Each given field has its type, and none is null: a null threshold would fire on every response, and a
+    null `all` would leave a condition with no test. (`True` is no number here, though Python says it is.)"""
+    for key, v in data.items():
+        if key in _THRESHOLDS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ValueError(f"{key} must be a number, got {_kind(v)}")
+            if v != v:
+                raise ValueError(f"{key} must be a number, got NaN")
+        elif key in ("value", "against") and not isinstance(v, str):
+            raise ValueError(f"{key} must be a value's name (a string), got {_kind(v)}")
+        elif key in ("all", "any") and (not isinstance(v, list) or not v):
+            raise ValueError(f"{key} must be a non-empty list of conditions, got {_kind(v)}")
+        elif key == "not" and not isinstance(v, dict):
+            raise ValueError(f"not must be one condition (a mapping), got {_kind(v)}")
+
+
+def _kind(v: Any) -> str:
+    return "null" if v is None else f"{type(v).__name__} {clip(v)}"
 
 
 class Rule(BaseModel):
@@ -131,7 +152,7 @@ class Rule(BaseModel):
     @classmethod
     def _slug(cls, v: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]*", v):
-            raise ValueError(f"rule id {v!r} must be letters, digits, '-' or '_'")
+            raise ValueError(f"rule id {clip(v)} must be letters, digits, '-' or '_'")
         return v
 
 
@@ -144,8 +165,16 @@ class Defaults(BaseModel):
         description="Text handed on when a block rule without its own message fires.")
     on_block: Literal["replace", "raise"] = Field(
         default="replace", description="replace: hand on the block message; raise: raise ResponseBlocked.")
-    rewrite_attempts: int = Field(default=2, ge=1, le=5,
+    rewrite_attempts: int = Field(default=2, ge=1, le=5, strict=True,
                                   description="Revisions tried before a response that still violates is blocked.")
+    rewrite_timeout: float = Field(
+        default=60.0, gt=0, le=3600, strict=True,
+        description="Seconds one rewrite may take; past it the rewrite counts as failed and on_error applies "
+        "(the rewriter's thread is abandoned, not killed: docs/reliability.md).")
+    max_chars: int = Field(
+        default=MAX_CHARS_DEFAULT, ge=MIN_MAX_CHARS, le=10_000_000, strict=True,
+        description="Characters of a response that are checked. A longer one is read as its head, its tail and "
+        "evenly spaced windows between them, max_chars in all, and the verdict says so (docs/reliability.md).")
     on_error: Literal["block", "allow"] = Field(
         default="block", description="When the estimator fails: block (fail closed) or allow (fail open).")
 
@@ -162,7 +191,7 @@ class Policy(BaseModel):
     @field_validator("version", mode="before")
     @classmethod
     def _version_text(cls, v: Any) -> Any:
-        return str(v) if isinstance(v, (int, float)) else v
+        return str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
 
     @field_validator("rules")
     @classmethod
@@ -195,23 +224,31 @@ class Policy(BaseModel):
             return cls.from_yaml(bundled.read_text(encoding="utf-8"), f"policies/{policy}.yaml")
         if not path.is_file():
             raise PolicyError(f"policy file not found: {path}")
-        return cls.from_yaml(path.read_text(encoding="utf-8"), str(path))
+        if (size := path.stat().st_size) > MAX_POLICY_BYTES:  # refused before it is read
+            raise PolicyError(f"{path}:1: the policy is {size:,} bytes; the limit is {MAX_POLICY_BYTES:,}")
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as e:
+            line = raw.count(b"\n", 0, e.start) + 1
+            raise PolicyError(f"{path}:{line}: not UTF-8 text (byte {e.start})") from None
+        return cls.from_yaml(text, str(path))
 
     @classmethod
     def from_yaml(cls, text: str, filename: str = "<policy>") -> Policy:
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f"{filename}:{mark.line + 1}" if mark else filename
-            raise PolicyError(f"{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        """Parse and validate; every problem is a PolicyError naming file:line and field (limits:
+        valueguard.policy_yaml, docs/reliability.md)."""
+        if not isinstance(text, str):
+            raise TypeError(f"a policy's YAML is a str, got {type(text).__name__}")
+        data, node = parse(text, filename)
         if not isinstance(data, dict):
             raise PolicyError(f"{filename}:1: a policy is a mapping with version, name, description and rules")
+        check_limits(node, filename)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
-            raise PolicyError(_format_errors(e, node, filename)) from None
+            known = [*Policy.model_fields, *Defaults.model_fields, *Rule.model_fields]
+            raise PolicyError(format_errors(e, node, filename, known)) from None
 
 
 @dataclass(frozen=True)
@@ -227,52 +264,3 @@ class Decision:
 def bundled_names() -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in resources.files(BUNDLED_PACKAGE).iterdir()
                   if p.name.endswith(".yaml"))
-
-
-# --- error messages with file:line -------------------------------------------------------------------------
-
-_ALIASES = {"all_": "all", "any_": "any", "not_": "not"}
-
-
-def _line_of(node: yaml.Node | None, path: tuple[Any, ...]) -> int:
-    """1-based line of the deepest node along `path` that exists in the YAML."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for key in path:
-        if isinstance(node, yaml.MappingNode):
-            match = next((v for k, v in node.value if k.value == _ALIASES.get(str(key), str(key))), None)
-            if match is None:
-                break
-            node = match
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
-
-
-def _dotted(path: tuple[Any, ...]) -> str:
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{_ALIASES.get(key, key)}" if out else _ALIASES.get(key, key))
-    return out or "policy"
-
-
-def _format_errors(error: ValidationError, root: yaml.Node | None, filename: str) -> str:
-    lines = []
-    for err in error.errors():
-        loc = tuple(err["loc"])
-        line = _line_of(root, loc)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            field, loc = loc[-1], loc[:-1]
-            known = [*Policy.model_fields, *Defaults.model_fields, *Rule.model_fields]
-            msg = f"unknown field {field!r}{_did_you_mean(str(field), known)}"
-        elif err["type"] == "missing":
-            msg = f"missing field {loc[-1]!r}"
-            loc = loc[:-1]
-        elif err["type"] == "literal_error":
-            options = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
-            msg = f"{err['input']!r} is not one of {', '.join(options)}{_did_you_mean(str(err['input']), options)}"
-        lines.append(f"{filename}:{line} {_dotted(loc)}: {msg}")
-    return "\n".join(lines)

@@ -176,6 +176,13 @@ class ValueModel:
     def __init__(self, probes: dict[str, _Probes], meta: dict[str, _Meta], info: dict | None = None) -> None:
         self.probes, self.meta, self.info = probes, meta, info or {}
 
+    @property
+    def dimension(self) -> int:
+        """The embedding dimension the probes read (their weights, less the bias); -1 when they disagree."""
+        d = len(self.probes["response"].violation) - 1
+        both = self.probes["response+prompt"].violation
+        return d if len(both) == 2 * d + 1 and self.probes["response"].scores.shape == (d + 1, N_VALUES) else -1
+
     @staticmethod
     def _inputs(response_emb: np.ndarray, prompt_emb: np.ndarray | None) -> tuple[str, np.ndarray]:
         if prompt_emb is None:

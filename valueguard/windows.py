@@ -34,3 +34,23 @@ def text_windows(text: str, size: int = WINDOW_CHARS, overlap: int = OVERLAP_CHA
         nxt = max(end - overlap, start + 1)
         m = _BREAK.search(text, nxt, end)  # begin the next window after a boundary too
         start = m.end() if m else nxt
+
+
+# A response longer than a policy's `max_chars` is sampled, so the cost of one check stays bounded
+# (docs/reliability.md). 20,000 characters are about 25 windows, a quarter of a second on the ONNX backend.
+MAX_CHARS_DEFAULT = 20_000
+MIN_MAX_CHARS = 2 * WINDOW_CHARS
+
+
+def sample_spans(length: int, max_chars: int, size: int = WINDOW_CHARS) -> list[tuple[int, int]]:
+    """Spans of at most `max_chars` characters in all from a text of `length` > max_chars: the head, the tail,
+    and windows of `size` evenly spaced between them. Each span is a piece read in full (as windows)."""
+    head = tail = max(size, max_chars // 4)
+    middle = max_chars - head - tail
+    n = middle // size
+    spans = [(0, head)]
+    if n:
+        gap = (length - head - tail - n * size) / (n + 1)
+        spans += [(int(head + gap * (i + 1) + size * i), int(head + gap * (i + 1) + size * (i + 1))) for i in range(n)]
+    spans.append((length - tail, length))
+    return spans

@@ -21,16 +21,15 @@ An assistant turn with no text is a BadLine ("empty assistant turn N") and the l
 
 from __future__ import annotations
 
-import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from valueguard.audit.llm_db import read_llm_db
 from valueguard.audit.records import BadLine, LogReader, Turn
 from valueguard.reference.readers import scored_source
-from valueguard.reference.record import json_lines
+from valueguard.reference.record import MAX_LINE_BYTES, json_lines
 
 Record = Turn | BadLine
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -42,9 +41,9 @@ DETECT_MAX_LINES = 100
 Messages = list[tuple[str, str, str]]
 
 
-def _json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]] | BadLine]:
+def _json_objects(path: Path, max_line_bytes: int) -> Iterator[tuple[int, dict[str, Any]] | BadLine]:
     """(line number, object) per JSON object line, or a BadLine at once for a line that is not one."""
-    for line_no, obj in json_lines(path):
+    for line_no, obj in json_lines(path, max_line_bytes=max_line_bytes):
         yield BadLine(str(path), line_no, obj) if isinstance(obj, str) else (line_no, obj)
 
 
@@ -52,15 +51,16 @@ def _jsonl_reader(records_of: Callable[[Path, int, dict[str, Any]], Iterable[Rec
     """A reader for JSONL: `records_of` checks one line's object (ValueError: the line is one BadLine) and
     returns its records; it must check the whole line before returning, so a bad line yields nothing else."""
 
-    def read(path: Path) -> Iterator[Record]:
-        for item in _json_objects(path):
+    def read(path: Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Record]:
+        for item in _json_objects(path, max_line_bytes):
             if isinstance(item, BadLine):
                 yield item
                 continue
             line_no, obj = item
             try:
-                records = records_of(path, line_no, obj)
-            except ValueError as e:
+                # Listed here, so that a reader's check failing half way through a line yields none of it.
+                records = list(records_of(path, line_no, obj))
+            except (ValueError, TypeError) as e:
                 yield BadLine(str(path), line_no, str(e))
                 continue
             yield from records
@@ -247,67 +247,7 @@ def _plain_records(path: Path, line_no: int, obj: dict[str, Any]) -> list[Record
     return [Turn(id_, prompt, response, source if isinstance(source, str) else None)]
 
 
-read_plain = _jsonl_reader(_plain_records)
-
-
-def _tables(conn: sqlite3.Connection) -> set[str]:
-    return {row[0] for row in conn.execute("select name from sqlite_master where type = 'table'")}
-
-
-# llm >= 0.32 logs each model call as a row of `turns`, with its text in `turn_search` (the user's prompt and
-# the assistant's text output, derived by llm itself from messages/parts). A turn with no text (a pure tool
-# call) has no turn_search row, and is reported rather than skipped.
-_TURNS_SQL = """
-select turns.rowid, turns.id, turns.model, turn_search.prompt, turn_search.response
-  from turns left join turn_search on turn_search.turn_id = turns.id
- order by turns.rowid
-"""
-# Older llm versions wrote `responses`. An upgraded database can hold a call in both tables (dual-write or
-# backfill, same id); as `llm logs` does, the turn is the record kept and the legacy copy is left out.
-_LEGACY_SQL = "select rowid, id, model, prompt, response from responses {where} order by rowid"
-
-
-def read_llm_db(path: Path) -> Iterator[Record]:
-    """Legacy `responses` rows first (they are the older history), then `turns`; id `file:<table>:<id>`.
-
-    The tables are checked here, at the call, so a file that is no llm database fails before the audit starts.
-    """
-    # Read-only: an audit must never create or migrate a user's log database.
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        tables = _tables(conn)
-    except sqlite3.DatabaseError as e:
-        conn.close()
-        raise ValueError(f"{path}: not a readable SQLite database ({e})") from None
-    has_turns = "turns" in tables
-    problem = None
-    if not has_turns and "responses" not in tables:
-        problem = "it has neither a 'turns' nor a 'responses' table"
-    elif has_turns and "turn_search" not in tables:
-        problem = "it has 'turns' but no 'turn_search' (written by llm >= 0.32)"
-    if problem:
-        conn.close()
-        raise ValueError(f"{path}: not an llm logs database valueguard can read: {problem}")
-    queries = []
-    if "responses" in tables:
-        where = "where id not in (select id from turns)" if has_turns else ""
-        queries.append(("responses", _LEGACY_SQL.format(where=where)))
-    if has_turns:
-        queries.append(("turns", _TURNS_SQL))
-    return _llm_rows(path, conn, queries)
-
-
-def _llm_rows(path: Path, conn: sqlite3.Connection, queries: list[tuple[str, str]]) -> Iterator[Record]:
-    try:
-        for table, sql in queries:
-            for rowid, id_, model, prompt, response in conn.execute(sql):  # the cursor streams the rows
-                if not isinstance(response, str) or not response.strip():
-                    yield BadLine(str(path), rowid, f"{table} row {id_}: empty response")
-                    continue
-                prompt = prompt.strip() if isinstance(prompt, str) and prompt.strip() else None
-                yield Turn(f"{path.name}:{table}:{id_}", prompt, response.strip(), _optional_str(model))
-    finally:
-        conn.close()
+read_plain: LogReader = _jsonl_reader(_plain_records)
 
 
 READERS: dict[str, LogReader] = {
@@ -355,32 +295,32 @@ def detect_format(path: str | Path) -> str:
     if path.suffix.lower() in SQLITE_SUFFIXES or magic == SQLITE_MAGIC:
         return "llm-db"
     seen = 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            seen += 1
-            if seen > DETECT_MAX_LINES:
-                raise _unknown(path, f"no JSON object line in its first {DETECT_MAX_LINES} lines")
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a broken line; the reader reports it, detection looks at the next one
-            if not isinstance(obj, dict):
-                continue
-            fmt = format_of_object(obj)
-            if fmt is None:
-                raise _unknown(path, f"first JSON object has keys {sorted(obj)}")
-            return fmt
+    # json_lines, as the readers read: a BOM is accepted, and a line too long, too deep or not UTF-8 is skipped.
+    for _, obj in json_lines(path):
+        seen += 1
+        if seen > DETECT_MAX_LINES:
+            raise _unknown(path, f"no JSON object line in its first {DETECT_MAX_LINES} lines")
+        if isinstance(obj, str):
+            continue  # a broken line; the reader reports it, detection looks at the next one
+        fmt = format_of_object(obj)
+        if fmt is None:
+            raise _unknown(path, f"first JSON object has keys {clip_keys(obj)}")
+        return fmt
     raise _unknown(path, "no JSON object line" if seen else "empty file")
 
 
-def read_log(path: str | Path, format: str = "auto") -> Iterator[Record]:
-    """The turns and bad lines of one log, streamed. The format is detected (and checked) at the call."""
+def clip_keys(obj: dict[str, Any]) -> str:
+    keys = sorted(str(k)[:40] for k in list(obj)[:20])
+    return str(keys) + (f" and {len(obj) - 20} more" if len(obj) > 20 else "")
+
+
+def read_log(path: str | Path, format: str = "auto", *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Record]:
+    """The turns and bad lines of one log, streamed. The format is detected (and checked) at the call.
+    `max_line_bytes`: a longer line (or database value) is a bad line, skipped unparsed."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"log file not found: {path}")
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in READERS:
         raise ValueError(f"unknown log format {format!r}; known: auto, {', '.join(READERS)}")
-    return READERS[fmt](path)
+    return READERS[fmt](path, max_line_bytes=max_line_bytes)

@@ -16,6 +16,18 @@ class Turn:
     response: str
     source: str | None = None  # the model or system that wrote the response, where the log says
 
+    def __post_init__(self) -> None:
+        # The boundary of the audit record: a reader that hands on anything but text fails here, loudly, rather
+        # than an estimate of str(None) going into the output.
+        if not isinstance(self.response, str):
+            raise TypeError(f"a turn's response is a str, got {type(self.response).__name__}")
+        if self.prompt is not None and not isinstance(self.prompt, str):
+            raise TypeError(f"a turn's prompt is a str or None, got {type(self.prompt).__name__}")
+        if not isinstance(self.id, (str, int)) or isinstance(self.id, bool):
+            raise TypeError(f"a turn's id is a str or an int, got {type(self.id).__name__}")
+        if self.source is not None and not isinstance(self.source, str):
+            raise TypeError(f"a turn's source is a str or None, got {type(self.source).__name__}")
+
 
 @dataclass(frozen=True)
 class BadLine:
@@ -27,4 +39,5 @@ class BadLine:
 
 
 # A log reader: a path in, turns and bad lines out, in input order, holding no more than one record at a time.
-LogReader = Callable[[Path], Iterator["Turn | BadLine"]]
+# It takes `max_line_bytes` as a keyword: a longer line (or value) is a BadLine, skipped unparsed.
+LogReader = Callable[..., Iterator["Turn | BadLine"]]

@@ -16,9 +16,10 @@ from typing import Any
 
 from valueguard.audit.records import BadLine, Turn
 from valueguard.audit.summary import FLAGGED, SummaryBuilder
-from valueguard.estimator import ValueEstimator
+from valueguard.estimator import Estimate, ValueEstimator
 from valueguard.logs import get_logger
 from valueguard.policy import Policy
+from valueguard.reference.record import MAX_LINE_BYTES
 
 log = get_logger("valueguard.audit")
 MAX_REPORTED = 20
@@ -48,8 +49,12 @@ def run_audit(
     batch_size: int = 64,
     neighbors: int = 5,
     progress: Callable[[int], None] | None = None,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> AuditResult:
-    """Audit every turn of every input; bad lines are counted, reported and skipped, never fatal."""
+    """Audit every turn of every input; bad lines are counted, reported and skipped, never fatal.
+
+    The output is written batch by batch, each batch in one write and flushed: a crash or a kill loses at most the
+    batch in hand, and what is on disk is whole records (docs/reliability.md)."""
     from valueguard.audit.readers import detect_format, read_log
 
     result = AuditResult([str(p) for p in inputs], str(output_path))
@@ -57,17 +62,31 @@ def run_audit(
     batch: list[Turn] = []
     with open(output_path, "w", encoding="utf-8") as out:
 
+        def bad(record: BadLine) -> None:
+            summary.add_bad_line(record)
+            result.bad_lines += 1
+            if len(result.bad_line_examples) < MAX_REPORTED:
+                result.bad_line_examples.append(vars(record).copy())
+            log.warning("bad input line", path=record.path, line=record.line, reason=record.reason)
+            if progress:
+                progress(1)
+
         def flush() -> None:
-            estimates = estimator.estimate_batch([t.response for t in batch], [t.prompt for t in batch])
-            for turn, est in zip(batch, estimates):
+            lines = []
+            for turn, est in zip(batch, _estimates(estimator, batch)):
+                if isinstance(est, str):
+                    bad(BadLine(str(path), 0, est))  # line 0: a turn's line is in its id
+                    continue
                 decision = policy.decide(est) if policy else None
                 action, rules = (decision.action, decision.rule_ids) if decision else ("allow", [])
                 record = {"id": turn.id, "prompt": turn.prompt, "response": turn.response, "source": turn.source,
                           **est.to_dict(neighbors=neighbors), "action": action, "rules": rules}
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
                 summary.add(turn, est, action, rules)
                 result.flagged += action in FLAGGED
-            result.audited += len(batch)
+                result.audited += 1
+            out.write("".join(lines))
+            out.flush()
             if progress:
                 progress(len(batch))
             batch.clear()
@@ -75,15 +94,9 @@ def run_audit(
         for path in inputs:
             fmt = detect_format(Path(path)) if format == "auto" else format
             summary.start_input(str(path), fmt)
-            for record in read_log(Path(path), fmt):
+            for record in read_log(Path(path), fmt, max_line_bytes=max_line_bytes):
                 if isinstance(record, BadLine):
-                    summary.add_bad_line(record)
-                    result.bad_lines += 1
-                    if len(result.bad_line_examples) < MAX_REPORTED:
-                        result.bad_line_examples.append(vars(record).copy())
-                    log.warning("bad input line", path=record.path, line=record.line, reason=record.reason)
-                    if progress:
-                        progress(1)
+                    bad(record)
                     continue
                 batch.append(record)
                 if len(batch) >= batch_size:
@@ -95,10 +108,26 @@ def run_audit(
     return result
 
 
-def count_records(path: str | Path, format: str = "auto") -> int:
+def _estimates(estimator: ValueEstimator, batch: Sequence[Turn]) -> list[Estimate | str]:
+    """The batch's estimates; when the batch fails, each turn alone, so that one turn that cannot be estimated
+    costs only itself (its entry is then the reason, a str)."""
+    try:
+        return list(estimator.estimate_batch([t.response for t in batch], [t.prompt for t in batch]))
+    except Exception:
+        pass
+    out: list[Estimate | str] = []
+    for t in batch:
+        try:
+            out.append(estimator.estimate(t.response, t.prompt))
+        except Exception as e:  # the reason names the error's type only: its message may quote the text
+            out.append(f"turn {t.id}: could not be estimated ({type(e).__name__})")
+    return out
+
+
+def count_records(path: str | Path, format: str = "auto", *, max_line_bytes: int = MAX_LINE_BYTES) -> int:
     """Turns plus bad lines in one input: the progress bar's total. A read without estimating is cheap next to
     the estimate itself (one embedding costs what parsing thousands of lines does)."""
     from valueguard.audit.readers import detect_format, read_log
 
     fmt = detect_format(Path(path)) if format == "auto" else format
-    return sum(1 for _ in read_log(Path(path), fmt))
+    return sum(1 for _ in read_log(Path(path), fmt, max_line_bytes=max_line_bytes))

@@ -8,7 +8,6 @@ Three formats, told apart by the keys of a file's first JSON object:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from valueguard.reference.record import ReadReport, ReferenceRecord, iter_jsonl
+from valueguard.reference.record import ReadReport, ReferenceRecord, iter_jsonl, json_lines
 from valueguard.values import N_VALUES, VALUE_NAMES, ValueVector, basic_value_of
 
 Reader = Callable[[Path, ReadReport], Iterator[ReferenceRecord]]
@@ -134,17 +133,15 @@ def detect_format(obj: dict[str, Any]) -> str | None:
 
 
 def sniff_format(path: Path) -> str:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(obj, dict) and (fmt := detect_format(obj)):
-                return fmt
-            break
+    # By the first JSON object line (json_lines: a BOM, a bad byte or a too-deep line cannot stop it).
+    for seen, (_, obj) in enumerate(json_lines(path)):
+        if isinstance(obj, str):
+            if seen >= 100:  # a file that is not JSONL at all is refused without being read to the end
+                break
+            continue
+        if fmt := detect_format(obj):
+            return fmt
+        break
     raise ValueError(
         f"{path}: not a reference file valueguard knows: expected FULCRA annotated pairs "
         f"(dialogue, value_types), FULCRA evaluator scores (prompt, answer, value_reward) or canonical "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -114,27 +116,80 @@ def write_canonical(records: Iterable[ReferenceRecord], path: str | Path) -> int
     return n
 
 
-def json_lines(path: str | Path) -> Iterator[tuple[int, dict[str, Any] | str]]:
+# docs/reliability.md, "Reading logs": a line longer than this is a bad line, skipped without being parsed (a
+# 50 MB line once took 1.3 GB to parse). Every JSONL reader takes `max_line_bytes` to change it.
+MAX_LINE_BYTES = 1_000_000
+# An escaped surrogate in the raw line: only then can the parsed strings hold a lone one.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def json_lines(path: str | Path, *, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any] | str]]:
     """(line number, object) for each JSON object line, or (line number, reason) for a line that is not one;
-    blank lines are skipped. Streams: one line at a time."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
+    blank lines are skipped. Streams: one line (of at most `max_line_bytes`) at a time.
+
+    A bad line is: not UTF-8, longer than `max_line_bytes` (skipped unread), not JSON, nested too deep for the
+    parser, holding a lone surrogate escape ("\\ud800", which no UTF-8 output can carry), or not an object.
+    A UTF-8 byte-order mark at the start of the file is accepted."""
+    with open(path, "rb") as f:
+        line_no = 0
+        while raw := f.readline(max_line_bytes + 1):
+            line_no += 1
+            if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # the rest of the line, in bounded pieces, unparsed
+                    raw = f.readline(1 << 20)
+                yield line_no, f"line longer than {max_line_bytes:,} bytes, skipped unparsed"
+                continue
+            if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            if not raw.strip():
                 continue
             try:
-                obj = json.loads(line)
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield line_no, f"not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1})"
+                continue
+            try:
+                obj = json.loads(text)
             except json.JSONDecodeError as e:
                 yield line_no, f"not JSON ({e.msg} at column {e.colno})"
+                continue
+            except RecursionError:
+                yield line_no, "not readable JSON (nested too deep)"
                 continue
             if not isinstance(obj, dict):
                 yield line_no, f"expected a JSON object, got {type(obj).__name__}"
                 continue
+            if _SURROGATE_ESCAPE.search(text) and (where := lone_surrogate(obj)):
+                yield line_no, f"a lone surrogate escape in {where}: not text"
+                continue
             yield line_no, obj
 
 
-def iter_jsonl(path: str | Path, report: ReadReport) -> Iterator[tuple[int, dict[str, Any]]]:
+def lone_surrogate(obj: Any) -> str | None:
+    """The path ('messages[2].content') of the first string holding a lone surrogate, or None. Iterative: the
+    object may be as deep as the parser allowed."""
+    stack: list[tuple[str, Any]] = [("line", obj)]
+    while stack:
+        where, v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return where
+        elif isinstance(v, dict):
+            for k, x in v.items():
+                stack.append((f"{where}.{k}"[:80] if where != "line" else str(k)[:80], x))
+                if isinstance(k, str):
+                    stack.append((f"a key of {where}"[:80], k))
+        elif isinstance(v, list):
+            stack.extend((f"{where}[{i}]"[:80], x) for i, x in enumerate(v))
+    return None
+
+
+def iter_jsonl(path: str | Path, report: ReadReport, *,
+               max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each JSON object line; anything else goes into the report."""
-    for line_no, obj in json_lines(path):
+    for line_no, obj in json_lines(path, max_line_bytes=max_line_bytes):
         if isinstance(obj, str):
             report.bad_line(line_no, obj)
         else:

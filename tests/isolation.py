@@ -60,5 +60,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
                             sections=[("child process output", output)] if when == "call" else [],
                             duration=duration if when == "call" else 0.0)
         ihook.pytest_runtest_logreport(report=report)
+    # Nothing was set up here, but the nodes an earlier item left for this one (its module, say) must go
+    # unless the next item shares them, as pytest's own teardown would do.
+    item.session._setupstate.teardown_exact(nextitem)
     ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
     return True

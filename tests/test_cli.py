@@ -168,7 +168,7 @@ def test_calibrate_writes_a_policy_that_loads(run, small_reference, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--out", "x.yaml"], "give --target-precision or --target-recall"),             # no target at all
+    (["--out", "x.yaml"], "give --target-precision, --target-recall or --target-benign-rate"),             # no target at all
     (["--out", "x.yaml", "--target-precision", "1.5"], "between 0 and 1"),           # not a rate
     (["--out", "x.yaml", "--target-precision", "block=high"], "expected a number"),  # not a number
 ])

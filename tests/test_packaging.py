@@ -94,12 +94,13 @@ def test_check_runs_from_the_installed_entry_point(user):
     assert set(payload["values"]) and len(payload["neighbors"]) > 0
 
 
-def test_a_three_line_snippet_guards_a_response(user):
+def test_a_three_line_snippet_guards_a_response(user, tmp_path):
     _, run = user
     snippet = ("from valueguard import ValueGuard\n"
                "guard = ValueGuard.from_policy('default')\n"
                "print(guard.check('Here is a simple bread recipe: flour, water, salt and yeast.').action)\n")
-    result = run(f"python -c {json.dumps(snippet)}")
+    (tmp_path / "snippet.py").write_text(snippet, encoding="utf-8")
+    result = run(f"python {tmp_path / 'snippet.py'}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] in {"allow", "log", "rewrite", "block"}
     assert result.stderr == ""  # a library is quiet

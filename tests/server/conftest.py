@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from valueguard.guard import ValueGuard
+from valueguard.policy import Policy
 from valueguard.server import ServerSettings, Tenants, create_app
 from valueguard.server.auth import ApiKeys
 
@@ -171,3 +172,15 @@ def sse_chunks(response: httpx.Response) -> list[dict[str, Any]]:
 
 def streamed_text(chunks: list[dict[str, Any]]) -> str:
     return "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+
+
+@pytest.fixture()
+def rewriting(guard, estimator) -> Tenants:
+    """A tenant whose rule rewrites HARMFUL but passes the stub's revision: its threshold lies between them."""
+    high = estimator.estimate(HARMFUL, PROMPT).violation
+    low = estimator.estimate(REVISION, PROMPT).violation
+    assert low < high
+    policy = Policy.from_yaml(
+        'version: "t"\nname: rewriting\ndescription: d\nrules:\n  - id: lean\n    description: leans against a '
+        f"value\n    when: {{against: any, above: {(low + high) / 2:.4f}}}\n    action: rewrite\n")
+    return Tenants(guard, {"rewriting": ValueGuard(policy, estimator)})

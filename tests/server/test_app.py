@@ -63,20 +63,6 @@ def test_an_allowed_answer_keeps_its_tool_calls(proxy):
     assert response.json()["valueguard"]["reason"] == "empty response"  # no text: nothing to work against
 
 
-@pytest.fixture()
-def rewriting(guard, estimator) -> Tenants:
-    """A tenant whose rule rewrites HARMFUL but passes the stub's revision: its threshold lies between them."""
-    from tests.server.conftest import REVISION
-
-    high = estimator.estimate(HARMFUL, PROMPT).violation
-    low = estimator.estimate(REVISION, PROMPT).violation
-    assert low < high
-    policy = Policy.from_yaml(
-        'version: "t"\nname: rewriting\ndescription: d\nrules:\n  - id: lean\n    description: leans against a '
-        f"value\n    when: {{against: any, above: {(low + high) / 2:.4f}}}\n    action: rewrite\n")
-    return Tenants(guard, {"rewriting": ValueGuard(policy, estimator)})
-
-
 def test_rewrite_goes_through_the_same_upstream(proxy, stub, rewriting):
     from tests.server.conftest import REVISION
 

@@ -39,13 +39,14 @@ class Stub:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.revision = REVISION
+        self.revision_delay = 0.0
         self.app = Starlette(routes=[Route("/v1/chat/completions", self.completions, methods=["POST"])])
 
     async def completions(self, request: Request) -> Response:
         body = await request.body()
         data = json.loads(body)
         self.requests.append({"headers": dict(request.headers), "body": body, "json": data})
-        stub = data.get("stub") or {"answer": self.revision}
+        stub = data.get("stub") or {"answer": self.revision, "delay": self.revision_delay}
         await asyncio.sleep(stub.get("delay", 0))
         if stub.get("status"):
             return JSONResponse({"error": {"message": "stub failure", "type": "server_error", "param": None,
@@ -130,6 +131,7 @@ def _fresh_stub(request: pytest.FixtureRequest) -> None:
         stub = request.getfixturevalue("stub")
         stub.requests.clear()
         stub.revision = REVISION
+        stub.revision_delay = 0.0
 
 
 @pytest.fixture(scope="session")

@@ -77,9 +77,9 @@ class Stub:
                             "x_token": len(pieces) + j,
                             "choices": [{"index": 0, "delta": {"tool_calls": [{"index": j, **call}]},
                                          "finish_reason": None}]})
+        finish = "tool_calls" if stub.get("tool_calls") else "stop"
         yield self.sse({"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 1, "model": model,
-                        "x_token": "end", "choices": [{"index": 0, "delta": {},
-                                                       "finish_reason": "tool_calls" if stub.get("tool_calls") else "stop"}]})
+                        "x_token": "end", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         yield b"data: [DONE]\n\n"
 
     @staticmethod

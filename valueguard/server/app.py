@@ -41,7 +41,8 @@ def create_app(tenants: Tenants, settings: ServerSettings, keys: ApiKeys | None 
     ok only once the model and index have answered."""
     metrics = Metrics()
     state = State(settings=settings, tenants=tenants, keys=keys or ApiKeys([]),
-                  limiter=Limiter(max_pending=settings.max_pending, max_concurrent_checks=settings.max_concurrent_checks,
+                  limiter=Limiter(max_pending=settings.max_pending,
+                                  max_concurrent_checks=settings.max_concurrent_checks,
                                   queue_timeout_s=settings.queue_timeout_s, retry_after_s=settings.retry_after_s),
                   metrics=metrics, tracing=Tracing(),
                   upstream=Upstream(settings.upstream, key=settings.upstream_key,

@@ -89,7 +89,8 @@ def not_a_completion(what: str) -> ApiError:
                     code="upstream_invalid_response")
 
 
-async def complete(state: State, guard: ValueGuard, request: ChatRequest, incoming: Any) -> tuple[Response, Verdict | None]:
+async def complete(state: State, guard: ValueGuard, request: ChatRequest,
+                   incoming: Any) -> tuple[Response, Verdict | None]:
     with state.tracing.span("valueguard.upstream", stream=False):
         upstream = await state.upstream.post(request.body, incoming)
     if upstream.status_code != 200:

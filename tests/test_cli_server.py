@@ -66,3 +66,21 @@ def test_serving_beyond_loopback_without_keys_warns(index_dir, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "without API keys" in result.output and served["host"] == "0.0.0.0" and served["port"] == 8123
     assert cli_server._is_loopback("127.0.0.1") and cli_server._is_loopback("::1")
+
+
+def test_workers_get_the_options_through_the_environment(index_dir, monkeypatch):
+    """`--workers N` hands the options to uvicorn's factory in each worker; no secret is in them."""
+    served = {}
+    monkeypatch.delenv(cli_server.OPTIONS_ENV, raising=False)  # so the variable serve sets is gone afterwards
+    monkeypatch.setenv("VG_UPSTREAM_SECRET", "sk-never-in-the-options")
+    monkeypatch.setattr("uvicorn.run", lambda target, **kw: served.update(target=target, **kw))
+    result = CliRunner().invoke(cli, ["serve", "--upstream", "http://h/v1", "--index", str(index_dir),
+                                      "--workers", "2", "--upstream-key-env", "VG_UPSTREAM_SECRET"])
+    assert result.exit_code == 0, result.output
+    assert served["target"] == "valueguard.cli_server:app_from_environment" and served["workers"] == 2
+    import os
+
+    options = os.environ[cli_server.OPTIONS_ENV]
+    assert "sk-never-in-the-options" not in options and "VG_UPSTREAM_SECRET" in options
+    app = cli_server.app_from_environment()  # what each worker runs
+    assert app.state.valueguard.settings.upstream_key == "sk-never-in-the-options"

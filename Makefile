@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup setup-core browser data index demo test fuzz bench choice quality thresholds audit-memory clean
+.PHONY: setup setup-core browser data index demo test fuzz bench bench-server choice quality thresholds audit-memory clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
 # advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
@@ -31,7 +31,7 @@ $(VENV)/.installed: $(VENV)/.core-installed Makefile
 		CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q --force-reinstall \
 			--no-deps --no-cache-dir --no-binary llama-cpp-python "llama-cpp-python>=0.3.7" && \
 		echo "$(LLAMA_CMAKE_ARGS)" > $(VENV)/.llama-build; fi
-	$(BIN)/pip install -q -e ".[dev,langchain,local-llm]"
+	$(BIN)/pip install -q -e ".[dev,langchain,local-llm,server]"
 	# One short generation in a child process: a native crash is reported with the rebuild command.
 	$(BIN)/python -m valueguard.integrations.local_llm
 	touch $@
@@ -65,6 +65,10 @@ fuzz: setup
 bench: index
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/cpu_ceiling.py
+
+# The guard server under 64 concurrent clients on loopback, against a stub upstream (docs/server.md).
+bench-server: setup index
+	$(BIN)/python benchmarks/bench_server.py
 
 # How the estimator's text form, k and weighting were chosen (README): grouped cross-validation.
 choice: setup

@@ -67,6 +67,13 @@ def _f(x: float) -> str:
 
 
 BENIGN_LINES = 600
+# Benign turns (eval --compare, calibrate --target-benign-rate): plain helpful chat that no reference row comes from.
+benign_option = click.option(
+    "--benign", "benign_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="HH-RLHF helpful file of benign turns (default: DATA_DIR/hh-rlhf/helpful_test.jsonl).")
+benign_lines_option = click.option(
+    "--benign-lines", default=BENIGN_LINES, show_default=True, type=click.IntRange(1),
+    help="How many lines of the benign file to read (the last chosen turn of each).")
 
 
 def _benign_turns(path: Path | None, lines: int) -> list[tuple[str, str | None]]:
@@ -145,10 +152,8 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
 @click.option("--compare", is_flag=True,
               help="Every read-out side by side (kNN, value model without and with the prompt): AP, AUC, r, "
                    "stance pairs, the policy's intervene precision / recall and its rates on benign turns.")
-@click.option("--benign", "benign_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="With --compare: HH-RLHF helpful file of benign turns (default: DATA_DIR/hh-rlhf/helpful_test.jsonl).")
-@click.option("--benign-lines", default=BENIGN_LINES, show_default=True, type=click.IntRange(1),
-              help="With --compare: how many lines of the benign file to read (the last chosen turn of each).")
+@benign_option
+@benign_lines_option
 @json_option
 def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, compare, benign_path,
                  benign_lines, as_json) -> None:
@@ -219,10 +224,8 @@ def _targets(values: tuple[str, ...], goal: str) -> dict[str, tuple[str, float]]
 @click.option("--target-benign-rate", "benign_rate", multiple=True,
               help="The highest share of benign turns a rule may fire on (the most recall within it), as for "
                    "--target-precision, e.g. log=0.15.")
-@click.option("--benign", "benign_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="HH-RLHF helpful file of benign turns (default: DATA_DIR/hh-rlhf/helpful_test.jsonl).")
-@click.option("--benign-lines", default=BENIGN_LINES, show_default=True, type=click.IntRange(1),
-              help="How many lines of the benign file to read (the last chosen turn of each).")
+@benign_option
+@benign_lines_option
 @click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the calibrated policy (default: NAME.calibrated.yaml here); the policy "
                    "itself is never changed.")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from valueguard.embedding import SentenceTransformerEmbedder
-from valueguard.estimator import combine
-from valueguard.evaluation import (
-    average_precision, best_f1, group_folds, pearson_per_value, roc_auc, violation_score, violations,
-)
-from valueguard.index import format_text
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
+from valueguard.estimation.evidence import combine
+from valueguard.quality.metrics import average_precision, best_f1, pearson_per_value, roc_auc
+from valueguard.estimation.folds import group_folds
+from valueguard.values.polarity import violations
+from valueguard.index.manifest import format_text
 from valueguard.reference import ReferenceSet, fulcra_files
 
 OUT = Path("bench-results")
@@ -61,7 +61,7 @@ def evaluate(query_emb, index_emb, values, kinds, folds, k, tau) -> dict:
     for kind in ("annotated", "model"):
         m = kinds == kind
         y = violations(values[m], kind)
-        s = violation_score(pred[m])
+        s = -pred[m].min(axis=1)  # how strongly an estimate says "violation": minus its most negative value
         out[kind] = {"ap": average_precision(y, s), "auc": roc_auc(y, s), "f1": best_f1(y, s),
                      "pearson": float(np.nanmean(pearson_per_value(pred[m], values[m])))}
     return out

@@ -26,13 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from estimator_choice import HEADER, OUT, embed_cached, evaluate, row  # noqa: E402
 
-from valueguard.embedding import SentenceTransformerEmbedder  # noqa: E402
-from valueguard.estimator import DEFAULT_K, DEFAULT_TAU  # noqa: E402
-from valueguard.evaluation import group_folds  # noqa: E402
-from valueguard.index import format_text  # noqa: E402
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
+from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU  # noqa: E402
+from valueguard.estimation.folds import group_folds  # noqa: E402
+from valueguard.index.manifest import format_text  # noqa: E402
 from valueguard.config import physical_cores  # noqa: E402
-from valueguard.onnx_embedder import OnnxEmbedder  # noqa: E402
-from valueguard.onnx_export import EXPORT_VERSION  # noqa: E402
+from valueguard.embedders.onnx_runtime import OnnxEmbedder  # noqa: E402
+from valueguard.embedders.onnx_export import EXPORT_VERSION  # noqa: E402
 from valueguard.reference import ReferenceSet, fulcra_files  # noqa: E402
 
 GATE = 0.01
@@ -92,9 +92,9 @@ def throughput(embedder, texts: list[str]) -> float:
 def model_readout(ref, backends: dict, texts: list[str], emb: dict, folds: int) -> dict:
     """The index's default read-out (the fitted value model, README "Estimation quality"), cross-validated as
     `valueguard eval` does, with the index and its model fitted on fp32 vectors and the held-out responses and
-    prompts embedded by each backend: the whole estimator, not kNN alone. Uses valueguard.heldout's internals."""
+    prompts embedded by each backend: the whole estimator, not kNN alone. Uses valueguard.quality.heldout's internals."""
     try:
-        from valueguard.heldout import HeldOut, _Embedded, _predict, metrics
+        from valueguard.quality.heldout import HeldOut, _Embedded, _predict, metrics
     except ImportError as e:  # the read-out code moved: this section needs updating, the rest stands
         print(f"\n(full read-out check skipped: {e})")
         return {}

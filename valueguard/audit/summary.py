@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from valueguard.audit.records import BadLine, Turn
-from valueguard.estimator import Estimate
-from valueguard.policy import PRECEDENCE
+from valueguard.estimation.estimate import Estimate
+from valueguard.policy.model import PRECEDENCE
 from valueguard.values import VALUE_NAMES
 
 HISTOGRAM_EDGES = np.linspace(-1.0, 1.0, 21)

@@ -12,8 +12,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from valueguard.actions import ResponseBlocked
-from valueguard.guard import ValueGuard, Verdict
+from valueguard.guard.rewrite import ResponseBlocked
+from valueguard.guard.guard import ValueGuard, Verdict
 from valueguard.logs import get_logger
 from valueguard.server.config import ServerSettings, Tenants
 from valueguard.server.limits import Limiter

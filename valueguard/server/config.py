@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valueguard.streaming import STREAM_MODES, StreamMode
+from valueguard.guard.streaming import STREAM_MODES, StreamMode
 
 if TYPE_CHECKING:  # pragma: no cover
-    from valueguard.estimator import ValueEstimator
-    from valueguard.guard import ValueGuard
+    from valueguard.estimation.estimator import ValueEstimator
+    from valueguard.guard.guard import ValueGuard
 
 # A tenant's policy name is a file name in --policies DIR: no path separators, no dots, so never a traversal.
 POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
@@ -87,8 +87,8 @@ class Tenants:
     def from_dir(cls, default: ValueGuard, directory: str | Path | None, **guard_options) -> Tenants:
         """Every DIR/NAME.yaml (or .yml) as tenant NAME, on the default guard's estimator. A file that does not
         load stops the server at start, with the file and line (PolicyError)."""
-        from valueguard.guard import ValueGuard
-        from valueguard.policy import Policy
+        from valueguard.guard.guard import ValueGuard
+        from valueguard.policy.model import Policy
 
         named: dict[str, ValueGuard] = {}
         if directory is not None:

@@ -160,3 +160,11 @@ def test_every_folder_of_the_package_is_in_the_wheel():
     folders = {_module_name(p) for p in PACKAGE.rglob("__init__.py")}
     assert folders <= listed, f"packages missing from pyproject.toml: {sorted(folders - listed)}"
     assert listed - folders == {"valueguard.bundled_policies"}
+
+
+def test_the_audit_command_offers_every_log_format():
+    # The CLI lists the formats as a literal (its --help imports no reader); it must name exactly the readers.
+    from valueguard.audit.readers import READERS
+    from valueguard.cli.audit import FORMATS
+
+    assert FORMATS == ["auto", *READERS]

@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from valueguard.policy.actions import FLAGGING
+
 if TYPE_CHECKING:  # pragma: no cover
     from valueguard.guard.guard import Verdict
 
@@ -82,7 +84,7 @@ class StreamGate:
 
     def decide(self, verdict: Verdict) -> Release:
         """The verdict on the text push() or finish() asked to check last."""
-        if verdict.action in ("rewrite", "block"):
+        if verdict.action in FLAGGING:
             self.done, self._held = True, []
             if not self.released:
                 return Release(replacement=verdict.text, done=True)

@@ -23,13 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from valueguard.policy.loading import MAX_POLICY_BYTES, PolicyError, check_limits, clip, did_you_mean, format_errors, parse
 from valueguard.values import VALUE_NAMES, ValueVector, normalize_name
 from valueguard.estimation.windows import MAX_CHARS_DEFAULT, MIN_MAX_CHARS
+from valueguard.policy.actions import ACTIONS, FLAGGING, PRECEDENCE, Action
 
-Action = Literal["allow", "log", "rewrite", "block"]
-PRECEDENCE: dict[str, int] = {"allow": 0, "log": 1, "rewrite": 2, "block": 3}
 BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
-__all__ = ["Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError", "Rule", "bundled_names"]
+__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError", "Rule", "bundled_names"]
 _did_you_mean = did_you_mean
 
 

@@ -17,11 +17,11 @@ import numpy as np
 
 from valueguard.embedders.base import Embedder
 from valueguard.quality.heldout import HeldOut, cross_validate, estimate_unlabelled, metrics
+from valueguard.policy.actions import FLAGGING
 from valueguard.policy.model import Policy
 from valueguard.reference import ReferenceSet
 from valueguard.values import VALUE_NAMES, ValueVector
 
-INTERVENE = ("block", "rewrite")
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def policy_actions(policy: Policy, h: HeldOut) -> np.ndarray:
 
 def intervene_rates(actions: np.ndarray, h: HeldOut) -> dict[str, dict[str, float]]:
     """Precision and recall of block-or-rewrite against the violation labels, per label kind."""
-    flagged, y = np.isin(actions, INTERVENE), h.violated
+    flagged, y = np.isin(actions, FLAGGING), h.violated
     out = {}
     for kind in ("annotated", "model"):
         m = h.kinds == kind
@@ -79,7 +79,7 @@ def intervene_rates(actions: np.ndarray, h: HeldOut) -> dict[str, dict[str, floa
 
 def benign_rates(actions: np.ndarray) -> dict[str, float]:
     """Shares of benign turns the policy blocks or rewrites, and only logs."""
-    return {"rows": int(len(actions)), "intervened": float(np.isin(actions, INTERVENE).mean()),
+    return {"rows": int(len(actions)), "intervened": float(np.isin(actions, FLAGGING).mean()),
             "logged": float((actions == "log").mean())}
 
 

@@ -68,7 +68,8 @@ class ReadOutFit:
     responses: Sequence[str]  # (m) full response texts
     prompts: Sequence[str]  # (m) full prompt texts; rows sharing a prompt are one group (fold by it)
     response_emb: np.ndarray  # (m, d) float32: each row's embedded text (the index's text form)
-    prompt_emb: np.ndarray  # (m, d) float32: each row's prompt embedded on its own
+    prompt_emb: np.ndarray  # (m, d) float32: each row's prompt embedded on its own; (m, 0) at index build when
+    #                         the read-out does not read prompts (reads_prompt False)
     reference: ReferenceArrays  # the rows' labels, as the ReadOutInput of a later predict gets them
 
 

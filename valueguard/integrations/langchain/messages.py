@@ -21,6 +21,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
                       "pip install 'valueguard[langchain]'") from e
 
 from valueguard.guard.rewrite import ResponseBlocked
+from valueguard.policy.actions import FLAGGING
 from valueguard.guard.guard import ValueGuard, Verdict
 
 VERDICT_EVENT = "valueguard_verdict"
@@ -46,7 +47,7 @@ def verdict_summary(verdict: Verdict) -> dict[str, Any]:
 
 def flagged(verdict: Verdict | None) -> bool:
     """A rewrite or a block: the turn's text is replaced and it must not act (no tool call goes on)."""
-    return verdict is not None and verdict.action in ("rewrite", "block")
+    return verdict is not None and verdict.action in FLAGGING
 
 
 def text_content(content: str | list, text: str) -> str | list:

@@ -30,8 +30,7 @@ import structlog
 from valueguard import ValueEstimator, ValueGuard
 from micro_batching import MicroBatcher
 from valueguard.config import data_dir
-from valueguard.embedders.backends import default_backend
-from valueguard.embedders.backends import make_embedder
+from valueguard.embedders.backends import default_backend, make_embedder
 from valueguard.index.manifest import format_text
 from valueguard.reference import ReferenceSet, fulcra_files
 

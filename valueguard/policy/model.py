@@ -28,7 +28,8 @@ from valueguard.policy.actions import ACTIONS, FLAGGING, PRECEDENCE, Action
 BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
-__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError", "Rule", "bundled_names"]
+__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError",
+           "Rule", "bundled_names"]
 _did_you_mean = did_you_mean
 
 
@@ -97,8 +98,8 @@ class Condition(BaseModel):
             else:
                 if against is None:
                     raise ValueError("this policy tests `against`, which needs the estimate's probabilities")
-                assert self.against is not None  # the validator requires one of value / against
-                scores = list(against.values()) if self.against == "any" else [against[self.against]]
+                name = self.against or "any"  # set: the branch is taken for value or against
+                scores = list(against.values()) if name == "any" else [against[name]]
             return any((self.below is None or s < self.below) and (self.above is None or s > self.above)
                        for s in scores)
         if self.confidence_below is not None:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from valueguard.config import data_dir, default_index_dir, default_model
+from valueguard.estimation.readout import DEFAULT_READOUT, READOUTS
 from valueguard.cli.shared import CliError, _emit, _progress, cli, json_option
 
 
@@ -26,7 +27,7 @@ def index() -> None:
 @click.option("--text-form", type=click.Choice(["response", "dialogue"]), default="response", show_default=True,
               help="What is embedded: the response alone (measured best, see README), or prompt and response "
                    "in FULCRA's dialogue form.")
-@click.option("--readout", type=click.Choice(["model", "knn"]), default="model", show_default=True,
+@click.option("--readout", type=click.Choice(list(READOUTS)), default=DEFAULT_READOUT, show_default=True,
               help="How neighbours become values: a value model fitted on the reference data (measured best, see "
                    "README), or the neighbours' weighted mean.")
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date index is there.")

@@ -11,6 +11,7 @@ import click
 
 from valueguard.cli.shared import CliError, _emit, cli, json_option
 from valueguard.config import data_dir, default_model
+from valueguard.estimation.readout import DEFAULT_READOUT, READOUTS
 
 if TYPE_CHECKING:  # pragma: no cover
     from valueguard.quality.calibration import Goal
@@ -25,8 +26,8 @@ test_option = click.option(
          "cross-validation over the reference files, grouped by prompt.")
 folds_option = click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
                             help="Cross-validation folds (rows of one prompt share a fold).")
-readout_option = click.option("--readout", type=click.Choice(["model", "knn"]), default="model", show_default=True,
-                              help="How neighbours become values: the fitted value model, or plain kNN.")
+readout_option = click.option("--readout", type=click.Choice(list(READOUTS)), default=DEFAULT_READOUT,
+                              show_default=True, help="How neighbours become values: the fitted value model, or plain kNN.")
 prompt_option = click.option("--no-prompt", "no_prompt", is_flag=True,
                              help="Estimate from the responses alone, as for calls that pass no prompt.")
 model_option = click.option("--model", default=None,

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
-import numpy as np
-
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover  (numpy in annotations only: the CLI reads READOUTS without it)
+    import numpy as np
     from typing_extensions import Self
 
     from valueguard.index.manifest import Manifest

@@ -168,3 +168,23 @@ def test_the_audit_command_offers_every_log_format():
     from valueguard.cli.audit import FORMATS
 
     assert FORMATS == ["auto", *READERS]
+
+
+def test_every_error_of_ours_derives_from_valueguard_error():
+    # Imported, not parsed: the bases are what Python says they are (an error may derive from another of ours).
+    import importlib
+    import inspect
+
+    from valueguard.errors import ValueGuardError
+
+    # local_llm.py imports nothing of valueguard: the Makefile runs it with any python to get the build flags.
+    exempt = {"valueguard.integrations.local_llm.LocalLLMCrashed"}
+    loose = []
+    for module in MODULES:
+        if module.endswith("__main__"):
+            continue
+        for name, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass):
+            if (cls.__module__ == module and issubclass(cls, BaseException) and not name.startswith("_")
+                    and not issubclass(cls, ValueGuardError) and f"{module}.{name}" not in exempt):
+                loose.append(f"{module}.{name}")
+    assert not loose, "errors that do not derive from ValueGuardError: " + ", ".join(loose)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from valueguard.errors import ValueGuardError
 from valueguard.guard.streaming import STREAM_MODES, StreamMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,7 +48,7 @@ class ServerSettings:
                 raise ValueError(f"{name} must be positive")
 
 
-class UnknownPolicy(LookupError):
+class UnknownPolicy(ValueGuardError, LookupError):
     """A tenant asked for a policy the server does not have (a 400, never the default)."""
 
 

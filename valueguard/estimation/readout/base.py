@@ -47,7 +47,8 @@ class ReadOutInput:
     A long text is read as windows: each window is one query here (its text in `responses`).
     """
 
-    responses: Sequence[str]  # the raw response text of each query (not the embedded form)
+    responses: Sequence[str]  # each query's response text as given (a window of it for a long text; in the
+    #                           non-default "dialogue" text form, the embedded "Human: ...\nBob: ..." text)
     prompts: Sequence[str | None]  # its prompt, None when the call passed none or the index embeds dialogues
     response_emb: np.ndarray  # (n, d) float32 unit rows: the embedded text (the index's text form) of each query
     prompt_emb: Sequence[np.ndarray | None]  # each prompt's (d,) embedding, None where prompts[i] is None
@@ -106,7 +107,7 @@ class ReadOut(Protocol):
 
     @classmethod
     def fit(cls, data: ReadOutFit) -> Self:
-        """A read-out fitted on `data` (deterministic for the same data: indexes are rebuilt and compared)."""
+        """A read-out fitted on `data` (deterministic for the same data, so a rebuilt index reads out the same)."""
         ...
 
     def predict(self, data: ReadOutInput) -> ReadOutPrediction:

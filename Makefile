@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup setup-core browser data index demo test fuzz bench bench-server choice quality thresholds audit-memory clean
+.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds audit-memory clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
 # advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
@@ -53,8 +53,17 @@ demo: index
 browser:
 	./.ci/browser
 
-test: setup browser
+# mypy over valueguard/ with the settings in pyproject.toml ([tool.mypy]); `make test` runs it first.
+typecheck: setup
+	$(BIN)/mypy
+
+test: setup browser typecheck
 	$(BIN)/python -m pytest
+
+# The tier that loads no embedding model (tests/conftest.py marks every test using a model fixture `model`):
+# policy, readers, fuzz at their suite size, architecture, limits; about a minute.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not model" -q
 
 # The fuzz targets at 10,000 cases each (the suite runs them at 150): policy loader and evaluator, every log reader
 # (docs/reliability.md has the figures). No model is loaded.

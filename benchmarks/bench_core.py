@@ -28,10 +28,10 @@ import numpy as np
 import structlog
 
 from valueguard import ValueEstimator, ValueGuard
-from valueguard.batching import MicroBatcher
-from valueguard.config import data_dir, default_backend
-from valueguard.embedding import make_embedder
-from valueguard.index import format_text
+from micro_batching import MicroBatcher
+from valueguard.config import data_dir
+from valueguard.embedders.backends import default_backend, make_embedder
+from valueguard.index.manifest import format_text
 from valueguard.reference import ReferenceSet, fulcra_files
 
 OUT = Path("bench-results")

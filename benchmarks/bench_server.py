@@ -145,7 +145,7 @@ def main() -> None:
         return run_stub(args.stub, args.delay_ms / 1000)
 
     from valueguard import ValueEstimator, ValueGuard
-    from valueguard.config import default_backend
+    from valueguard.embedders.backends import default_backend
 
     single_n, over_n = 100, 512
     pairs = texts(args.requests + single_n + over_n)

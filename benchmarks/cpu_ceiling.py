@@ -37,7 +37,7 @@ def _session(node, inputs, inits, threads: int):
     graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                               initializer=inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)])
-    from valueguard.onnx_embedder import SPIN_US
+    from valueguard.embedders.onnx_runtime import SPIN_US
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -94,7 +94,7 @@ def main() -> None:
             out["gemm"][f"large-{kind}-{threads}"] = {"ms": ms, "gflops": rate}
             print(f"| {kind} | {threads} | {rate:.0f} |")
     print("\n| whole forward pass, int8 model, one text | threads | p50 ms |\n|---|---|---|")
-    from valueguard.onnx_embedder import OnnxEmbedder
+    from valueguard.embedders.onnx_runtime import OnnxEmbedder
 
     text = " ".join(["word"] * (n - 2))  # n tokens with [CLS] and [SEP]
     for threads in (1, 2):

@@ -18,36 +18,28 @@ from pathlib import Path
 
 import numpy as np
 
-from valueguard.embedding import SentenceTransformerEmbedder
-from valueguard.estimator import combine
-from valueguard.evaluation import (
-    average_precision, best_f1, group_folds, pearson_per_value, roc_auc, violation_score, violations,
-)
-from valueguard.index import format_text
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
+from valueguard.estimation.evidence import combine
+from valueguard.quality.metrics import average_precision, best_f1, pearson_per_value, roc_auc
+from valueguard.estimation.folds import exact_top_k, group_folds
+from valueguard.quality.heldout import embed_cached as heldout_embed_cached
+from valueguard.values.polarity import violations
+from valueguard.index.manifest import format_text
 from valueguard.reference import ReferenceSet, fulcra_files
 
 OUT = Path("bench-results")
 
 
 def embed_cached(embedder, texts: list[str], tag: str) -> np.ndarray:
-    key = hashlib.sha256(("\x00".join(texts) + embedder.model_id).encode()).hexdigest()[:16]
-    path = OUT / "cache" / f"emb-{tag}-{key}.npy"
-    if path.is_file():
-        return np.load(path, allow_pickle=False)
+    """The package's embedding cache (valueguard.quality.heldout.embed_cached), kept under bench-results/cache;
+    `tag` only names the texts in the progress line."""
     t = time.perf_counter()
-    emb = np.vstack([embedder.embed(texts[i : i + 64]) for i in range(0, len(texts), 64)])
-    print(f"  embedded {len(texts)} texts ({tag}) in {time.perf_counter() - t:.0f} s", file=sys.stderr)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, emb, allow_pickle=False)
+    emb = heldout_embed_cached(embedder, texts, OUT / "cache")
+    print(f"  {len(texts)} texts ({tag}) in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     return emb
 
 
-def topk(q: np.ndarray, base: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    sims = q @ base.T
-    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    part = np.take_along_axis(sims, idx, axis=1)
-    order = np.argsort(-part, axis=1)
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(idx, order, axis=1)
+topk = exact_top_k  # the package's exact top-k, as FAISS's flat index computes it
 
 
 def evaluate(query_emb, index_emb, values, kinds, folds, k, tau) -> dict:
@@ -61,7 +53,7 @@ def evaluate(query_emb, index_emb, values, kinds, folds, k, tau) -> dict:
     for kind in ("annotated", "model"):
         m = kinds == kind
         y = violations(values[m], kind)
-        s = violation_score(pred[m])
+        s = -pred[m].min(axis=1)  # how strongly an estimate says "violation": minus its most negative value
         out[kind] = {"ap": average_precision(y, s), "auc": roc_auc(y, s), "f1": best_f1(y, s),
                      "pearson": float(np.nanmean(pearson_per_value(pred[m], values[m])))}
     return out

@@ -20,12 +20,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from estimator_choice import embed_cached, topk  # noqa: E402
 
-from valueguard.embedding import SentenceTransformerEmbedder  # noqa: E402
-from valueguard.estimator import DEFAULT_K, DEFAULT_TAU, combine  # noqa: E402
-from valueguard.evaluation import SCORED_VIOLATION, group_folds, roc_auc  # noqa: E402
-from valueguard.index import format_text  # noqa: E402
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
+from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU
+from valueguard.estimation.evidence import combine  # noqa: E402
+from valueguard.values.polarity import SCORED_VIOLATION
+from valueguard.estimation.folds import group_folds
+from valueguard.quality.metrics import roc_auc  # noqa: E402
+from valueguard.index.manifest import format_text  # noqa: E402
 from valueguard.reference import ReferenceSet, fulcra_files  # noqa: E402
-from valueguard.windows import text_windows  # noqa: E402
+from valueguard.estimation.windows import text_windows  # noqa: E402
 
 PER_POSITION = 60
 THRESHOLD = -0.2

@@ -26,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from estimator_choice import HEADER, OUT, embed_cached, evaluate, row  # noqa: E402
 
-from valueguard.embedding import SentenceTransformerEmbedder  # noqa: E402
-from valueguard.estimator import DEFAULT_K, DEFAULT_TAU  # noqa: E402
-from valueguard.evaluation import group_folds  # noqa: E402
-from valueguard.index import format_text  # noqa: E402
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
+from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU  # noqa: E402
+from valueguard.estimation.folds import group_folds  # noqa: E402
+from valueguard.index.manifest import format_text  # noqa: E402
 from valueguard.config import physical_cores  # noqa: E402
-from valueguard.onnx_embedder import OnnxEmbedder  # noqa: E402
-from valueguard.onnx_export import EXPORT_VERSION  # noqa: E402
+from valueguard.embedders.onnx_runtime import OnnxEmbedder  # noqa: E402
+from valueguard.embedders.onnx_export import EXPORT_VERSION  # noqa: E402
+from valueguard.quality.heldout import cross_validate, metrics  # noqa: E402
 from valueguard.reference import ReferenceSet, fulcra_files  # noqa: E402
 
 GATE = 0.01
@@ -89,35 +90,18 @@ def throughput(embedder, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t)
 
 
-def model_readout(ref, backends: dict, texts: list[str], emb: dict, folds: int) -> dict:
-    """The index's default read-out (the fitted value model, README "Estimation quality"), cross-validated as
-    `valueguard eval` does, with the index and its model fitted on fp32 vectors and the held-out responses and
-    prompts embedded by each backend: the whole estimator, not kNN alone. Uses valueguard.heldout's internals."""
-    try:
-        from valueguard.heldout import HeldOut, _Embedded, _predict, metrics
-    except ImportError as e:  # the read-out code moved: this section needs updating, the rest stands
-        print(f"\n(full read-out check skipped: {e})")
-        return {}
-    prompts = [r.prompt for r in ref]
-    distinct = list(dict.fromkeys(prompts))
-    where = {p: i for i, p in enumerate(distinct)}
-    at = [where[p] for p in prompts]
-    pemb = {name: embed_cached(backends[name], distinct, f"prompts-{name}-v{EXPORT_VERSION}")[at]
-            for name in ("st-fp32", "onnx-fp32", "onnx-int8")}
-    train = _Embedded(ref, emb["st-fp32"], pemb["st-fp32"])
-    fold = group_folds(prompts, folds, 0)
+def model_readout(ref, backends: dict, folds: int, fp32) -> dict:
+    """The index's default read-out (the fitted value model, README "Estimation quality"), cross-validated by the
+    package's own `cross_validate` (as `valueguard eval --backend` does): the index and its model fitted on fp32
+    vectors, the held-out responses and prompts embedded by each backend. The whole estimator, not kNN alone."""
     out = {}
     print("\nWhole estimator (value-model read-out), index and model fp32, held-out queries by each backend\n"
           "| queries | FULCRA violation AP | FULCRA AUC | scored AP | scored AUC |\n|---|---|---|---|---|")
     for name in ("st-fp32", "onnx-fp32", "onnx-int8"):  # onnx-fp32 (cosine 1.0000): how much AP moves by noise alone
-        test = _Embedded(ref, emb[name], pemb[name])
-        n = len(ref)
-        values, against, conf = np.zeros((n, 10)), np.zeros((n, 10)), np.zeros(n)
-        for f in np.unique(fold):
-            te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
-            values[te], against[te], conf[te] = _predict(train, test, tr, te, readout="model", use_prompt=True,
-                                                         k=DEFAULT_K, tau=DEFAULT_TAU)
-        m = metrics(HeldOut(ref.value_matrix(), np.array([r.label_kind for r in ref]), values, against, conf))
+        queries = None if name == "st-fp32" else backends[name]
+        h = cross_validate(ref, fp32, folds=folds, readout="model", k=DEFAULT_K, tau=DEFAULT_TAU,
+                           cache=OUT / "cache", query_embedder=queries)
+        m = metrics(h)
         out[name] = {kind: {k: m[kind][k] for k in ("violation_ap", "violation_auc")} for kind in m}
         print(f"| {name} | {m['annotated']['violation_ap']:.3f} | {m['annotated']['violation_auc']:.3f} "
               f"| {m['model']['violation_ap']:.3f} | {m['model']['violation_auc']:.3f} |")
@@ -175,7 +159,7 @@ def main() -> None:
     print(f"\nint8 gate (FULCRA AP within {GATE} of fp32): delta {gap:+.4f} -> "
           f"{'PASS' if results['gate']['passes'] else 'FAIL'}")
 
-    results["model_readout"] = model_readout(ref, backends, texts, emb, args.folds)
+    results["model_readout"] = model_readout(ref, backends, args.folds, st)
 
     sample = texts[:64]
     alone = np.vstack([backends["onnx-int8"].embed([t]) for t in sample])

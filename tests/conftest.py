@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from valueguard.embedding import SentenceTransformerEmbedder
-from valueguard.estimator import ValueEstimator
-from valueguard.evaluation import group_folds
-from valueguard.index import ValueIndex
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
+from valueguard.estimation.estimator import ValueEstimator
+from valueguard.estimation.folds import group_folds
+from valueguard.estimation.readout.knn import KnnReadOut
+from valueguard.estimation.value_index import ValueIndex
 from valueguard.reference import ReferenceSet, fulcra_files
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -28,16 +29,32 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 INDEX_ROWS_PER_KIND = 300
 
 
+# The fast tier (`make test-fast`, `-m "not model"`) leaves out every test that loads a model: those using one of
+# these fixtures, and the modules that make an embedder or an LLM themselves.
+MODEL_FIXTURES = {"embedder", "index_dir", "estimator", "heldout_estimates", "knn_estimator", "knn_heldout_estimates",
+                  "smollm2_db", "guard"}
+MODEL_MODULES = {"tests/embedders/test_embedding.py", "tests/embedders/test_onnx_runtime.py", "tests/test_docs.py",
+                 "tests/test_packaging.py", "tests/server/test_e2e_llama.py", "tests/integrations/test_smollm2.py"}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not (SHARED_DATA / "fulcra").is_dir():
         raise pytest.UsageError(f"the reference data mirror is missing: expected {SHARED_DATA}/fulcra")
+    config.addinivalue_line("markers", "model: loads an embedding model or an LLM (left out by `make test-fast`)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = Path(str(item.fspath)).relative_to(REPO).as_posix()
+        if module in MODEL_MODULES or MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def query_backend(tmp_path_factory: pytest.TempPathFactory):
     """The suite's fixtures and thresholds were measured with fp32 torch queries, so the session runs on the
-    torch backend; the default onnx-int8 backend is tested on its own (test_embedding.py, test_onnx_embedder.py,
-    test_cli_backend.py, which unset this). ONNX exports are cached once for the session, whatever data
+    torch backend; the default onnx-int8 backend is tested on its own (embedders/test_embedding.py, embedders/test_onnx_runtime.py,
+    cli/test_cli_backend.py, which unset this). ONNX exports are cached once for the session, whatever data
     directory a test sets."""
     mp = pytest.MonkeyPatch()
     mp.setenv("VALUEGUARD_BACKEND", "torch")
@@ -97,9 +114,7 @@ def heldout_estimates(estimator: ValueEstimator, split):
 def knn_estimator(index_dir: Path, embedder) -> ValueEstimator:
     """The same index read out by plain kNN (its value model set aside): the baseline the model must beat."""
     index = ValueIndex.load(index_dir, model=embedder.model_id)
-    plain = ValueIndex(index.faiss_index, index.values, index.rows,
-                       index.manifest.model_copy(update={"readout": "knn"}), value_model=None)
-    return ValueEstimator(plain, embedder)
+    return ValueEstimator(ValueIndex(index.store, KnnReadOut()), embedder)
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from valueguard.policy import Policy
+from valueguard.policy.model import Policy
 
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]

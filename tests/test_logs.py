@@ -13,17 +13,17 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from valueguard.guard import ValueGuard
+from valueguard.guard.guard import ValueGuard
 from valueguard.logs import get_logger
-from valueguard.policy import Policy
+from valueguard.policy.model import Policy
 
 REPO = Path(__file__).resolve().parents[1]
 CHECK = """
 import json, logging, sys
 {setup}
-from valueguard.estimator import ValueEstimator
-from valueguard.guard import ValueGuard
-from valueguard.policy import Policy
+from valueguard.estimation.estimator import ValueEstimator
+from valueguard.guard.guard import ValueGuard
+from valueguard.policy.model import Policy
 guard = ValueGuard(Policy.load("default"), ValueEstimator.from_index(sys.argv[1]))
 verdict = guard.check("Here is a recipe for pancakes.")
 guard.check("")

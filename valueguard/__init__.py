@@ -13,30 +13,43 @@ _EXPORTS = {
     "ValueVector": "valueguard.values",
     "VALUE_NAMES": "valueguard.values",
     "BASIC_VALUES": "valueguard.values",
-    "ValueEstimator": "valueguard.estimator",
-    "Estimate": "valueguard.estimator",
-    "Neighbor": "valueguard.estimator",
-    "ValueIndex": "valueguard.index",
-    "ValueGuard": "valueguard.guard",
-    "Verdict": "valueguard.guard",
-    "Policy": "valueguard.policy",
-    "PolicyError": "valueguard.policy",
-    "ResponseBlocked": "valueguard.actions",
+    "ValueEstimator": "valueguard.estimation.estimator",
+    "Estimate": "valueguard.estimation.estimate",
+    "Neighbor": "valueguard.estimation.estimate",
+    "ValueIndex": "valueguard.estimation.value_index",
+    "ReadOut": "valueguard.estimation.readout",
+    "ValueGuard": "valueguard.guard.guard",
+    "Verdict": "valueguard.guard.guard",
+    "ResponseBlocked": "valueguard.guard.rewrite",
+    "Rewriter": "valueguard.guard.rewrite",
+    "Policy": "valueguard.policy.model",
+    "Decision": "valueguard.policy.model",
+    "PolicyError": "valueguard.policy.loading",
+    "ValueGuardError": "valueguard.errors",
     "ReferenceRecord": "valueguard.reference",
     "ReferenceSet": "valueguard.reference",
-    "SentenceTransformerEmbedder": "valueguard.embedding",
-    "Embedder": "valueguard.embedding",
+    "Embedder": "valueguard.embedders.base",
+    "SentenceTransformerEmbedder": "valueguard.embedders.sentence_transformers",
+    "OnnxEmbedder": "valueguard.embedders.onnx_runtime",
+    "make_embedder": "valueguard.embedders.backends",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from valueguard.embedding import Embedder, SentenceTransformerEmbedder
-    from valueguard.estimator import Estimate, Neighbor, ValueEstimator
-    from valueguard.actions import ResponseBlocked
-    from valueguard.guard import ValueGuard, Verdict
-    from valueguard.index import ValueIndex
-    from valueguard.policy import Policy, PolicyError
+    from valueguard.embedders.backends import make_embedder
+    from valueguard.embedders.base import Embedder
+    from valueguard.embedders.onnx_runtime import OnnxEmbedder
+    from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
+    from valueguard.errors import ValueGuardError
+    from valueguard.estimation.estimate import Estimate, Neighbor
+    from valueguard.estimation.estimator import ValueEstimator
+    from valueguard.estimation.readout import ReadOut
+    from valueguard.estimation.value_index import ValueIndex
+    from valueguard.guard.guard import ValueGuard, Verdict
+    from valueguard.guard.rewrite import ResponseBlocked, Rewriter
+    from valueguard.policy.loading import PolicyError
+    from valueguard.policy.model import Decision, Policy
     from valueguard.reference import ReferenceRecord, ReferenceSet
     from valueguard.values import BASIC_VALUES, VALUE_NAMES, ValueVector
 

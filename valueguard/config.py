@@ -1,4 +1,5 @@
-"""Where valueguard keeps its data and indexes, which embedding model and backend it uses by default."""
+"""Where valueguard keeps its data and indexes, which embedding model it uses by default (the
+embedding backends are in valueguard/embedders/backends.py)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,9 @@ from pathlib import Path
 
 DATA_DIR_ENV = "VALUEGUARD_DATA_DIR"
 MODEL_ENV = "VALUEGUARD_MODEL"
-BACKEND_ENV = "VALUEGUARD_BACKEND"
 MODELS_DIR_ENV = "VALUEGUARD_MODELS_DIR"
 THREADS_ENV = "VALUEGUARD_THREADS"
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-# How query embeddings are computed. onnx-int8 is the default because it holds quality (violation AP within
-# 0.01 of fp32) at about half the latency: README, "ONNX Runtime backend". The index is always built in fp32.
-BACKENDS = ("onnx-int8", "onnx-fp32", "torch")
-DEFAULT_BACKEND = "onnx-int8"
 
 
 def data_dir() -> Path:
@@ -38,18 +34,6 @@ def models_dir() -> Path:
 
 def default_model() -> str:
     return os.environ.get(MODEL_ENV) or DEFAULT_MODEL
-
-
-def check_backend(backend: str) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown embedding backend {backend!r}: use one of {', '.join(BACKENDS)} "
-                         f"(${BACKEND_ENV} or backend=)")
-    return backend
-
-
-def default_backend() -> str:
-    """$VALUEGUARD_BACKEND, else onnx-int8."""
-    return check_backend(os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND)
 
 
 def default_threads() -> int:

@@ -15,7 +15,7 @@ import pytest
 from valueguard.audit.readers import detect_format, read_log
 from valueguard.audit.records import Turn
 from valueguard.audit.runner import run_audit
-from valueguard.policy import Policy
+from valueguard.policy.model import Policy
 from valueguard.reference import read_reference
 from valueguard.reference.record import ReadReport
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from valueguard.audit.report import EXCERPT, render_report
-from valueguard.policy import PRECEDENCE, Policy
+from valueguard.policy.model import PRECEDENCE, Policy
 from valueguard.reference import ReadReport, ReferenceRecord, read_reference
 from valueguard.values import VALUE_NAMES
 

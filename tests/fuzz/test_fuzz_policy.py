@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzz.profiles import PROFILE
-from valueguard.policy import PRECEDENCE, Condition, Policy, PolicyError
+from valueguard.policy.model import PRECEDENCE, Condition, Policy, PolicyError
 from valueguard.values import VALUE_NAMES, ValueVector
 
 KEYS = ["version", "name", "description", "defaults", "rules", "id", "when", "action", "message", "value", "against",

@@ -26,8 +26,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
-from valueguard.guard import ValueGuard
-from valueguard.policy import Policy
+from valueguard.guard.guard import ValueGuard
+from valueguard.policy.model import Policy
 
 ALWAYS = "{value: any, below: 1.0}"
 NEVER = "{confidence_below: 0.0}"

@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from valueguard.actions import ResponseBlocked
-from valueguard.guard import ValueGuard
+from valueguard.guard.rewrite import ResponseBlocked
+from valueguard.guard.guard import ValueGuard
 from valueguard.integrations.decorator import chunk_text, prompt_finder
-from valueguard.policy import Policy
+from valueguard.policy.model import Policy
 
 HARMFUL = ("To steal a car, break the side window, pull the panel under the steering wheel and twist the red "
            "and brown wires together; then drive off before anyone calls the police.")

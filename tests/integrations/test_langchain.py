@@ -39,10 +39,10 @@ from tests.integrations.lc_support import (
     texts_are_separated,  # noqa: F401 - an autouse fixture: the premise of the test policies
     via_astream,
 )
-from valueguard.actions import ResponseBlocked
-from valueguard.guard import ValueGuard
+from valueguard.guard.rewrite import ResponseBlocked
+from valueguard.guard.guard import ValueGuard
 from valueguard.integrations.langchain import GuardedChatModel
-from valueguard.integrations.langchain_agent import ValueGuardMiddleware
+from valueguard.integrations.langchain.agent import ValueGuardMiddleware
 
 
 @dataclass

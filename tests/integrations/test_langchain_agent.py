@@ -22,8 +22,8 @@ from tests.integrations.lc_support import (
     make_guard,
     texts_are_separated,  # noqa: F401 - an autouse fixture: the premise of the test policies
 )
-from valueguard.actions import ResponseBlocked
-from valueguard.integrations.langchain_agent import ValueGuardMiddleware
+from valueguard.guard.rewrite import ResponseBlocked
+from valueguard.integrations.langchain.agent import ValueGuardMiddleware
 
 
 @tool

@@ -38,8 +38,8 @@ from tests.integrations.lc_support import (
     texts_are_separated,  # noqa: F401 - an autouse fixture: the premise of the test policies
 )
 from valueguard.integrations.langchain import GuardedChatModel
-from valueguard.integrations.langchain_agent import ValueGuardMiddleware
-from valueguard.integrations.langchain_messages import VERDICT_EVENT
+from valueguard.integrations.langchain.agent import ValueGuardMiddleware
+from valueguard.integrations.langchain.messages import VERDICT_EVENT
 
 LOCATE = {"name": "get_location", "args": {"person": "her"}, "id": "call_9"}
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

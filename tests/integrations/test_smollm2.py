@@ -9,8 +9,8 @@ import sqlite_utils
 from structlog.testing import capture_logs
 
 from tests.conftest import REPO
-from valueguard.guard import ValueGuard
-from valueguard.policy import Policy
+from valueguard.guard.guard import ValueGuard
+from valueguard.policy.model import Policy
 
 # llama.cpp is native code: each test runs in a child process, so a crash fails it with the signal's name.
 pytestmark = pytest.mark.isolated

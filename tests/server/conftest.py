@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from valueguard.guard import ValueGuard
-from valueguard.policy import Policy
+from valueguard.guard.guard import ValueGuard
+from valueguard.policy.model import Policy
 from valueguard.server import ServerSettings, Tenants, create_app
 from valueguard.server.auth import ApiKeys
 

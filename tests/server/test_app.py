@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.server.conftest import BENIGN, HARMFUL, PROMPT, chat
-from valueguard.guard import ValueGuard
-from valueguard.policy import Policy
+from valueguard.guard.guard import ValueGuard
+from valueguard.policy.model import Policy
 from valueguard.server import Tenants
 
 TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "find_car", "arguments": "{\"plate\": \"X\"}"}}

@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.server.conftest import BENIGN, HARMFUL, chat
-from valueguard.guard import ValueGuard
-from valueguard.policy import Policy
+from valueguard.guard.guard import ValueGuard
+from valueguard.policy.model import Policy
 from valueguard.server import ServerSettings, Tenants
 from valueguard.server import auth as auth_module
 from valueguard.server.auth import ApiKeys

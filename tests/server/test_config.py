@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import HARMFUL
-from valueguard.policy import PolicyError
+from valueguard.policy.model import PolicyError
 from valueguard.server import ServerSettings, Tenants
 from valueguard.server.config import UnknownPolicy
 

@@ -72,7 +72,7 @@ def test_spans_when_a_tracer_provider_is_configured(proxy, monkeypatch):
 
 @pytest.mark.parametrize("log_text", [False, True])
 def test_decision_logs_carry_text_only_with_log_text(proxy, estimator, caplog, log_text):
-    from valueguard.guard import ValueGuard
+    from valueguard.guard.guard import ValueGuard
     from valueguard.server import Tenants
 
     url = proxy(tenants=Tenants(ValueGuard.from_policy("default", estimator=estimator, log_text=log_text)))

@@ -28,6 +28,7 @@ from typing import Any
 
 from valueguard.audit.llm_db import read_llm_db
 from valueguard.audit.records import BadLine, LogReader, Turn
+from valueguard.reference.formats import Format, FormatTable, keys
 from valueguard.reference.readers import scored_source
 from valueguard.reference.record import MAX_LINE_BYTES, json_lines
 
@@ -250,33 +251,22 @@ def _plain_records(path: Path, line_no: int, obj: dict[str, Any]) -> list[Record
 read_plain: LogReader = _jsonl_reader(_plain_records)
 
 
-READERS: dict[str, LogReader] = {
-    "openai": read_openai,
-    "sharegpt": read_sharegpt,
-    "hh-rlhf": read_hh_rlhf,
-    "fulcra": read_fulcra,
-    "scored": read_scored,
-    "plain": read_plain,
-    "llm-db": read_llm_db,
-}
+# The shared format table (valueguard/reference/formats.py). Order matters: a FULCRA scored line also has
+# 'prompt', a plain line may carry 'messages'. llm-db is told by its SQLite name or magic bytes, never by keys.
+READERS: FormatTable[LogReader] = FormatTable([
+    Format("openai", keys("messages"), read_openai),
+    Format("sharegpt", keys("conversations"), read_sharegpt),
+    Format("hh-rlhf", keys("chosen", "rejected"), read_hh_rlhf),
+    Format("fulcra", keys("dialogue", "value_types"), read_fulcra),
+    Format("scored", keys("answer", "value_reward"), read_scored),
+    Format("plain", keys("response"), read_plain),
+    Format("llm-db", None, read_llm_db),
+])
 
 
 def format_of_object(obj: dict[str, Any]) -> str | None:
-    """The format a JSONL line's keys say, or None. Order matters: a FULCRA scored line also has 'prompt'."""
-    keys = set(obj)
-    if "messages" in keys:
-        return "openai"
-    if "conversations" in keys:
-        return "sharegpt"
-    if {"chosen", "rejected"} <= keys:
-        return "hh-rlhf"
-    if {"dialogue", "value_types"} <= keys:
-        return "fulcra"
-    if {"answer", "value_reward"} <= keys:
-        return "scored"
-    if "response" in keys:
-        return "plain"
-    return None
+    """The format a JSONL line's keys say, or None."""
+    return READERS.detect(obj)
 
 
 def _unknown(path: Path, what: str) -> ValueError:

@@ -15,9 +15,9 @@ import math
 from html import escape
 from typing import Any
 
+from valueguard.policy.actions import ACTIONS
 from valueguard.values import VALUE_NAMES
 
-ACTIONS = ("allow", "log", "rewrite", "block")
 ACTION_COLORS = {"allow": "#2e7d32", "log": "#1565c0", "rewrite": "#ef6c00", "block": "#c62828"}
 # Okabe-Ito: told apart by most colour-blind readers; more sources than colours cycle through them again.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")

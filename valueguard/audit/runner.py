@@ -16,9 +16,10 @@ from typing import Any
 
 from valueguard.audit.records import BadLine, Turn
 from valueguard.audit.summary import FLAGGED, SummaryBuilder
-from valueguard.estimator import Estimate, ValueEstimator
+from valueguard.estimation.estimate import Estimate
+from valueguard.estimation.estimator import ValueEstimator
 from valueguard.logs import get_logger
-from valueguard.policy import Policy
+from valueguard.policy.model import Policy
 from valueguard.reference.record import MAX_LINE_BYTES
 
 log = get_logger("valueguard.audit")
@@ -27,6 +28,8 @@ MAX_REPORTED = 20
 
 @dataclass
 class AuditResult:
+    """What an audit run did: its inputs and output, how many turns were audited, flagged and unreadable, and the summary."""
+
     inputs: list[str]
     output: str
     audited: int = 0

@@ -10,14 +10,14 @@ from typing import Any
 import numpy as np
 
 from valueguard.audit.records import BadLine, Turn
-from valueguard.estimator import Estimate
-from valueguard.policy import PRECEDENCE
+from valueguard.estimation.estimate import Estimate
+from valueguard.policy.actions import FLAGGING, PRECEDENCE
 from valueguard.values import VALUE_NAMES
 
 HISTOGRAM_EDGES = np.linspace(-1.0, 1.0, 21)
 TOP_FLAGGED = 20
 MAX_BAD_LINE_EXAMPLES = 20
-FLAGGED = ("block", "rewrite")
+FLAGGED = FLAGGING  # the turns an audit counts as flagged (and exits 1 for)
 NO_SOURCE = "(unknown)"
 
 

@@ -5,7 +5,7 @@ Works on sync, async, generator and async-generator functions. A result may be a
 or an `llm` Response (`.text()`); a streamed chunk may be a str, a message chunk (`.content`) or an OpenAI
 chunk (`choices[0].delta.content`). The same type comes back, with the checked text.
 
-Streaming: `stream="hold"` (default) or `"incremental"`, the behaviour of valueguard.streaming's gate (the same
+Streaming: `stream="hold"` (default) or `"incremental"`, the behaviour of valueguard.guard.streaming's gate (the same
 as the LangChain wrapper's): hold sends nothing before the whole response is checked; incremental releases text
 per checked sentence, holds tool calls to the end, checks the whole text once at the end and ends the stream with
 the block message on a flag after text was released (a rewrite counts as a block).
@@ -22,8 +22,8 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from valueguard.actions import ResponseBlocked, as_rewriter
-from valueguard.streaming import STREAM_MODES, Release, StreamGate, StreamMode
+from valueguard.guard.rewrite import ResponseBlocked, as_rewriter
+from valueguard.guard.streaming import STREAM_MODES, Release, StreamGate, StreamMode
 
 PROMPT_ARGUMENTS = ("prompt", "question", "query", "messages", "message", "input", "text")
 _TOOL_FIELDS = ("tool_calls", "invalid_tool_calls", "tool_call_chunks")

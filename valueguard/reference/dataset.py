@@ -23,6 +23,8 @@ def sha256_file(path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class ReferenceFile:
+    """One reference file read into a ReferenceSet: its name, hash, format and record count."""
+
     name: str
     sha256: str
     format: str
@@ -31,6 +33,8 @@ class ReferenceFile:
 
 @dataclass
 class ReferenceSet:
+    """Labelled reference records (deduplicated) with the files they came from and the reports of reading them."""
+
     records: list[ReferenceRecord]
     files: list[ReferenceFile] = field(default_factory=list)
     reports: list[ReadReport] = field(default_factory=list)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from valueguard.errors import ValueGuardError
+
 UPSTREAM_REPO = "microsoft/ValueCompass"
 UPSTREAM_RAW = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 _OLD = "b330e29c185eb5c24bb053d4c897a4e21d2af73b"
@@ -25,6 +27,8 @@ _NEW = "1c1d486fdb6066a7dd95047b4b34be592697d7c2"
 
 @dataclass(frozen=True)
 class DataFile:
+    """One FULCRA file: where it goes locally, where it is upstream, and the git ids that verify it."""
+
     local: str  # path under the data directory
     upstream: str  # path in the upstream repository
     commit: str
@@ -63,8 +67,8 @@ DATA_FILES: tuple[DataFile, ...] = (
 )
 
 
-class DataPullError(RuntimeError):
-    pass
+class DataPullError(ValueGuardError, RuntimeError):
+    """The reference data could not be fetched or did not verify; nothing half-written is left."""
 
 
 def git_blob_id(data: bytes) -> str:
@@ -73,6 +77,8 @@ def git_blob_id(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class PulledFile:
+    """What `data pull` did with one file (verified, copied, missing) and its size."""
+
     path: str  # relative to the data directory
     status: str  # "verified", "already verified", "copied subset (not verifiable)", "missing in mirror"
     bytes: int

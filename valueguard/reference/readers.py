@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from valueguard.reference.formats import Format, FormatTable, keys
 from valueguard.reference.record import ReadReport, ReferenceRecord, iter_jsonl, json_lines
 from valueguard.values import N_VALUES, VALUE_NAMES, ValueVector, basic_value_of
 
@@ -118,18 +119,16 @@ def read_canonical(path: Path, report: ReadReport) -> Iterator[ReferenceRecord]:
             report.bad_line(line_no, f"{where}: {first['msg']}")
 
 
-READERS: dict[str, Reader] = {"annotated": read_annotated, "scored": read_scored, "canonical": read_canonical}
+READERS: FormatTable[Reader] = FormatTable([
+    Format("annotated", keys("dialogue", "value_types"), read_annotated),
+    Format("scored", keys("answer", "value_reward"), read_scored),
+    Format("canonical", keys("response", "values"), read_canonical),
+])
 
 
 def detect_format(obj: dict[str, Any]) -> str | None:
-    keys = set(obj)
-    if {"dialogue", "value_types"} <= keys:
-        return "annotated"
-    if {"answer", "value_reward"} <= keys:
-        return "scored"
-    if {"response", "values"} <= keys:
-        return "canonical"
-    return None
+    """The reference format a JSON object's keys say, or None."""
+    return READERS.detect(obj)
 
 
 def sniff_format(path: Path) -> str:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from valueguard.guard import ValueGuard, Verdict
+from valueguard.guard.guard import ValueGuard, Verdict
 from valueguard.server.auth import ApiKey, ApiKeys
 from valueguard.server.checking import State, check, log
 from valueguard.server.completions import complete, parse_chat_request, parse_json_object, passthrough, verdict_headers

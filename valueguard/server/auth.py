@@ -21,12 +21,16 @@ MIN_KEY_CHARS = 16
 
 @dataclass(frozen=True)
 class ApiKey:
+    """One API key of the guard server (its secret never in repr or logs), optionally bound to a tenant's policy."""
+
     secret: bytes = field(repr=False)
     policy: str | None = None  # the policy this key's requests are checked with (a tenant's own)
     label: str = ""  # a non-secret name for logs: the key's position, never its bytes
 
 
 class ApiKeys:
+    """The server's API keys; compares a request's bearer key to each in constant time."""
+
     def __init__(self, keys: list[ApiKey]) -> None:
         self.keys = keys
 
@@ -57,7 +61,7 @@ class ApiKeys:
     def load(cls, key_file: str | Path | None = None, env: str | None = None) -> ApiKeys:
         """From the environment's comma-separated list (`env`: its value, default os.environ) and the key file."""
         raw = os.environ.get(KEYS_ENV, "") if env is None else env
-        entries = [(k.strip(), None, f"env:{i + 1}") for i, k in enumerate(raw.split(",")) if k.strip()]
+        entries: list[tuple[str, str | None, str]] = [(k.strip(), None, f"env:{i + 1}") for i, k in enumerate(raw.split(",")) if k.strip()]
         if key_file is not None:
             path = Path(key_file)
             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

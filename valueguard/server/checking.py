@@ -12,8 +12,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from valueguard.actions import ResponseBlocked
-from valueguard.guard import ValueGuard, Verdict
+from valueguard.guard.rewrite import ResponseBlocked
+from valueguard.policy.actions import FLAGGING
+from valueguard.guard.guard import ValueGuard, Verdict
 from valueguard.logs import get_logger
 from valueguard.server.config import ServerSettings, Tenants
 from valueguard.server.limits import Limiter
@@ -78,4 +79,4 @@ def summary(verdict: Verdict) -> dict[str, Any]:
 
 
 def flagged(verdict: Verdict) -> bool:
-    return verdict.action in ("rewrite", "block")
+    return verdict.action in FLAGGING

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from starlette.responses import JSONResponse, Response
 
-from valueguard.guard import ValueGuard, Verdict
+from valueguard.guard.guard import ValueGuard, Verdict
 from valueguard.server.checking import State, check, flagged, summary
 from valueguard.server.errors import ApiError, bad_request
 
@@ -24,6 +24,8 @@ CALL_FIELDS = ("tool_calls", "function_call")
 
 @dataclass(frozen=True)
 class ChatRequest:
+    """A parsed chat completion request: the body sent upstream unchanged, the prompt checked, streaming or not."""
+
     body: bytes  # what goes upstream, unchanged
     prompt: str | None  # the last user message's text
     stream: bool

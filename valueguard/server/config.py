@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from valueguard.streaming import STREAM_MODES, StreamMode
+from valueguard.errors import ValueGuardError
+from valueguard.guard.streaming import STREAM_MODES, StreamMode
 
 if TYPE_CHECKING:  # pragma: no cover
-    from valueguard.estimator import ValueEstimator
-    from valueguard.guard import ValueGuard
+    from valueguard.estimation.estimator import ValueEstimator
+    from valueguard.guard.guard import ValueGuard
 
 # A tenant's policy name is a file name in --policies DIR: no path separators, no dots, so never a traversal.
 POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}")
@@ -47,7 +48,7 @@ class ServerSettings:
                 raise ValueError(f"{name} must be positive")
 
 
-class UnknownPolicy(LookupError):
+class UnknownPolicy(ValueGuardError, LookupError):
     """A tenant asked for a policy the server does not have (a 400, never the default)."""
 
 
@@ -87,8 +88,8 @@ class Tenants:
     def from_dir(cls, default: ValueGuard, directory: str | Path | None, **guard_options) -> Tenants:
         """Every DIR/NAME.yaml (or .yml) as tenant NAME, on the default guard's estimator. A file that does not
         load stops the server at start, with the file and line (PolicyError)."""
-        from valueguard.guard import ValueGuard
-        from valueguard.policy import Policy
+        from valueguard.guard.guard import ValueGuard
+        from valueguard.policy.model import Policy
 
         named: dict[str, ValueGuard] = {}
         if directory is not None:

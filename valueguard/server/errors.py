@@ -6,8 +6,10 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from valueguard.errors import ValueGuardError
 
-class ApiError(Exception):
+
+class ApiError(ValueGuardError):
     """A failure with its HTTP status, answered in OpenAI's error shape (never a traceback)."""
 
     def __init__(self, status: int, message: str, *, type: str = "invalid_request_error", code: str | None = None,

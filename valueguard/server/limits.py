@@ -18,6 +18,8 @@ from valueguard.server.errors import ApiError
 
 
 class Overloaded(ApiError):
+    """A 503 with Retry-After: the server's check queue is full or the wait timed out."""
+
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(503, message, type="server_error", code="overloaded",
                          headers={"retry-after": str(retry_after_s)})
@@ -83,6 +85,8 @@ class Limiter:
 
 
 class Ticket:
+    """A request's place among the concurrent checks, released once (idempotent)."""
+
     def __init__(self, limiter: Limiter) -> None:
         self._limiter: Limiter | None = limiter
 

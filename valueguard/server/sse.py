@@ -3,7 +3,7 @@
 - hold (default): the upstream's whole stream is read and checked before the proxy sends anything, so the
   verdict is in the headers as well; allowed, the upstream's events go out unchanged; flagged, one stand-in
   chunk with the verdict's text and a `stop`, never an upstream token nor a tool call.
-- incremental: valueguard.streaming.StreamGate releases text per checked sentence and holds tool calls to the
+- incremental: valueguard.guard.streaming.StreamGate releases text per checked sentence and holds tool calls to the
   end (see that module for what it can and cannot take back). The verdict comes at the end of the stream.
 
 Either way the last event before `[DONE]` is a chunk with no choices and a `valueguard` object: the summary
@@ -23,12 +23,12 @@ import httpx
 from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
-from valueguard.guard import ValueGuard, Verdict
+from valueguard.guard.guard import ValueGuard, Verdict
 from valueguard.server.checking import State, check, summary
 from valueguard.server.completions import ChatRequest, not_a_completion, verdict_headers
 from valueguard.server.errors import ApiError
 from valueguard.server.limits import Ticket
-from valueguard.streaming import Release, StreamGate
+from valueguard.guard.streaming import Release, StreamGate
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}  # proxies in between must not buffer
@@ -36,6 +36,8 @@ SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}  # proxie
 
 @dataclass(frozen=True)
 class Event:
+    """One upstream server-sent event: its data as received and the parsed chunk."""
+
     data: str  # the upstream's event data, sent on unchanged when released
     chunk: dict[str, Any]
 
@@ -101,7 +103,7 @@ def chunk_acts(chunk: dict[str, Any]) -> bool:
 
 def _base(template: dict[str, Any] | None, model: Any) -> dict[str, Any]:
     template = template or {"id": "chatcmpl-valueguard", "created": int(time.time()), "model": model}
-    base = {k: template[k] for k in ("id", "created", "model", "system_fingerprint") if k in template}
+    base: dict[str, Any] = {k: template[k] for k in ("id", "created", "model", "system_fingerprint") if k in template}
     return {"object": "chat.completion.chunk", **base}
 
 
@@ -183,7 +185,7 @@ def stream_incremental(state: State, guard: ValueGuard, request: ChatRequest, up
                 state.metrics.errors.labels(e.code or "error").inc()
                 yield encode(json.dumps(e.body()))
                 return
-            yield encode(summary_event(template, request.model, verdict))  # type: ignore[arg-type]
+            yield encode(summary_event(template, request.model, verdict))
             yield DONE
         finally:
             ticket.release()

@@ -21,6 +21,8 @@ PASSED_HEADERS = ("accept", "openai-organization", "openai-project", "user-agent
 
 
 class Upstream:
+    """The upstream OpenAI-compatible endpoint: one HTTP client, timeouts and the key, never logged."""
+
     def __init__(self, base_url: str, *, key: str | None, timeout_s: float, metrics: Metrics,
                  max_connections: int = 256) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"

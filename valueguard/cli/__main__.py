@@ -1,0 +1,5 @@
+"""`python -m valueguard.cli`."""
+
+from valueguard.cli import main
+
+main()

@@ -1,0 +1,32 @@
+"""Read-outs: the ReadOut protocol (base.py) and the registry of read-outs by manifest name.
+
+A read-out is one module here and one line in READOUTS: "name": "module:Class". The registry names classes by
+import path, so a read-out with heavy dependencies costs nothing until an index that uses it is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from valueguard.estimation.readout.base import (
+    ReadOut, ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays,
+)
+
+__all__ = ["READOUTS", "ReadOut", "ReadOutFit", "ReadOutInput", "ReadOutPrediction", "ReferenceArrays",
+           "readout_class"]
+
+# manifest `readout` name -> "module:Class" of its ReadOut; the first is the default of `index build`.
+READOUTS: dict[str, str] = {
+    "model": "valueguard.estimation.readout.value_model:ValueModelReadOut",
+    "knn": "valueguard.estimation.readout.knn:KnnReadOut",
+}
+DEFAULT_READOUT = "model"
+
+
+def readout_class(name: str) -> type[ReadOut]:
+    """The registered read-out called `name`; a KeyError naming the registered ones otherwise."""
+    if name not in READOUTS:
+        raise KeyError(f"unknown read-out {name!r}: registered are {', '.join(READOUTS)}")
+    module, _, cls = READOUTS[name].partition(":")
+    found: type[ReadOut] = getattr(importlib.import_module(module), cls)
+    return found

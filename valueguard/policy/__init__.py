@@ -1,0 +1,2 @@
+"""The policy layer: a policy is data (YAML validated by pydantic). model.py: Policy, Rule, Condition, Decision;
+loading.py: the YAML loader with file:line errors and its limits."""

@@ -1,0 +1,106 @@
+"""What users care about, per read-out, side by side: `valueguard eval --compare`.
+
+Each read-out is measured on the same held-out estimates (heldout.py): violation AP / AUC per label kind and mean
+Pearson r against the evaluator; stance pairs (one prompt, one answer labelled a violation and another not: how
+often the violating answer gets the higher P(against)); a policy's intervene (block or rewrite) precision and
+recall against the violation labels; and how often the policy intervenes on, or only logs, benign chat turns that
+were never in the reference data.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from valueguard.embedders.base import Embedder
+from valueguard.quality.heldout import HeldOut, cross_validate, estimate_unlabelled, metrics
+from valueguard.policy.actions import FLAGGING
+from valueguard.policy.model import Policy
+from valueguard.reference import ReferenceSet
+from valueguard.values import VALUE_NAMES, ValueVector
+
+
+
+@dataclass(frozen=True)
+class ReadOutSetting:
+    """One read-out to compare: how neighbours become values, and whether the prompt is read."""
+
+    name: str
+    readout: str
+    use_prompt: bool
+
+
+SETTINGS = (
+    ReadOutSetting("kNN", "knn", True),
+    ReadOutSetting("value model, response only", "model", False),
+    ReadOutSetting("value model, response + prompt", "model", True),
+)
+
+
+def stance_pairs(h: HeldOut, prompts: list[str], kind: str = "model") -> dict[str, float]:
+    """Same prompt, one answer violating and another not: the share of such pairs where the violating answer
+    has the higher P(against any value) (a tie counts half)."""
+    by_prompt: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(prompts):
+        if h.kinds[i] == kind:
+            by_prompt[p].append(i)
+    y, score = h.violated, h.violation
+    wins, pairs = 0.0, 0
+    for rows in by_prompt.values():
+        bad = [i for i in rows if y[i]]
+        good = [i for i in rows if not y[i]]
+        for b in bad:
+            for g in good:
+                pairs += 1
+                wins += 1.0 if score[b] > score[g] else 0.5 if score[b] == score[g] else 0.0
+    return {"pairs": pairs, "accuracy": wins / pairs if pairs else float("nan")}
+
+
+def policy_actions(policy: Policy, h: HeldOut) -> np.ndarray:
+    """(n,) the action the policy takes on each estimated row."""
+    return np.array([policy.evaluate(ValueVector(h.values[i]), float(h.confidence[i]),
+                                     dict(zip(VALUE_NAMES, h.against[i]))).action for i in range(len(h.kinds))])
+
+
+def intervene_rates(actions: np.ndarray, h: HeldOut) -> dict[str, dict[str, float]]:
+    """Precision and recall of block-or-rewrite against the violation labels, per label kind."""
+    flagged, y = np.isin(actions, FLAGGING), h.violated
+    out = {}
+    for kind in ("annotated", "model"):
+        m = h.kinds == kind
+        f, t = flagged[m], y[m]
+        out[kind] = {"precision": float((f & t).sum() / f.sum()) if f.any() else float("nan"),
+                     "recall": float((f & t).sum() / t.sum()) if t.any() else float("nan")}
+    return out
+
+
+def benign_rates(actions: np.ndarray) -> dict[str, float]:
+    """Shares of benign turns the policy blocks or rewrites, and only logs."""
+    return {"rows": int(len(actions)), "intervened": float(np.isin(actions, FLAGGING).mean()),
+            "logged": float((actions == "log").mean())}
+
+
+def compare(reference: ReferenceSet, embedder: Embedder, policy: Policy, benign: list[tuple[str, str | None]], *,
+            folds: int = 5, settings: tuple[ReadOutSetting, ...] = SETTINGS,
+            cache: Path | None = None) -> list[dict]:
+    """One row of measurements per read-out setting (cross-validated, grouped by prompt)."""
+    prompts = [r.prompt for r in reference]
+    rows = []
+    for s in settings:
+        h = cross_validate(reference, embedder, folds=folds, readout=s.readout, use_prompt=s.use_prompt,
+                           cache=cache)
+        m = metrics(h)
+        row: dict = {"read_out": s.name, "readout": s.readout, "prompt": s.use_prompt,
+                     "fulcra_ap": m["annotated"]["violation_ap"], "fulcra_auc": m["annotated"]["violation_auc"],
+                     "scored_ap": m["model"]["violation_ap"], "scored_auc": m["model"]["violation_auc"],
+                     "scored_r": m["model"]["pearson_mean"], "stance_pairs": stance_pairs(h, prompts),
+                     "intervene": intervene_rates(policy_actions(policy, h), h)}
+        if benign:
+            hb = estimate_unlabelled(reference, [t for t, _ in benign], [p for _, p in benign], embedder,
+                                     readout=s.readout, use_prompt=s.use_prompt, cache=cache)
+            row["benign"] = benign_rates(policy_actions(policy, hb))
+        rows.append(row)
+    return rows

@@ -1,0 +1,220 @@
+"""Held-out estimates and their metrics: what `valueguard eval` and `valueguard calibrate` measure.
+
+Estimates come from `estimator.read_out` over the index's ReadOut (fitted on the training folds, then asked about
+the test rows), the same code the guard runs, over neighbours found by exact inner product (what FAISS's flat
+index computes): any registered read-out is cross-validated by this module. Cross-validation groups rows by prompt: the scored files
+answer the same prompts with three models, so a split by row would put a test row's twin in the index.
+Embeddings of reference files are cached under DATA_DIR/cache, keyed by model and text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from valueguard.config import data_dir
+from valueguard.embedders.base import Embedder
+from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU, read_out
+from valueguard.estimation.folds import exact_top_k, group_folds
+from valueguard.estimation.readout import ReadOutFit, ReadOutInput, ReferenceArrays, readout_class
+from valueguard.index.manifest import format_text
+from valueguard.quality.metrics import average_precision, best_f1, pearson_per_value, roc_auc
+from valueguard.reference import ReferenceSet
+from valueguard.values import VALUE_NAMES
+from valueguard.values.polarity import polarity, violations
+
+
+@dataclass
+class HeldOut:
+    """Held-out estimates of labelled rows, beside their labels."""
+
+    true: np.ndarray  # (n, 10) labels
+    kinds: np.ndarray  # (n,) "annotated" / "model"
+    values: np.ndarray  # (n, 10) estimated scores
+    against: np.ndarray  # (n, 10) estimated P(works against)
+    confidence: np.ndarray  # (n,)
+
+    @property
+    def violation(self) -> np.ndarray:
+        return self.against.max(axis=1)
+
+    @property
+    def violated(self) -> np.ndarray:
+        """(n,) the labels' truth: labelled against at least one value, each row on its own kind's scale."""
+        y = np.zeros(len(self.kinds), bool)
+        for kind in ("annotated", "model"):
+            m = self.kinds == kind
+            y[m] = violations(self.true[m], kind)
+        return y
+
+
+def embed_cached(embedder: Embedder, texts: list[str], cache: Path | None = None) -> np.ndarray:
+    """Embed distinct texts once, with a cache on disk (reference files are embedded again and again)."""
+    distinct = list(dict.fromkeys(texts))
+    # The ONNX backends answer to the torch model's id: the backend is part of the key.
+    backend = getattr(embedder, "backend", type(embedder).__name__)
+    key = hashlib.sha256("\x00".join([embedder.model_id, backend, *distinct]).encode()).hexdigest()[:20]
+    path = (cache or data_dir() / "cache") / f"embeddings-{key}.npy"
+    if path.is_file():
+        emb = np.load(path, allow_pickle=False)
+    else:
+        emb = np.vstack([embedder.embed(distinct[i:i + 64]) for i in range(0, len(distinct), 64)])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, emb, allow_pickle=False)
+    at = {t: i for i, t in enumerate(distinct)}
+    return emb[[at[t] for t in texts]]
+
+
+@dataclass
+class _Embedded:
+    ref: ReferenceSet
+    response: np.ndarray
+    prompt: np.ndarray
+    responses: list[str]  # the texts embedded, row-aligned with the arrays
+    prompts: list[str | None]
+
+
+def _embed(ref: ReferenceSet, embedder: Embedder, cache: Path | None) -> _Embedded:
+    return _Embedded(ref, embed_cached(embedder, [format_text(r.response, None, "response") for r in ref], cache),
+                     embed_cached(embedder, [r.prompt for r in ref], cache), [r.response for r in ref],
+                     [r.prompt for r in ref])
+
+
+def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_test: np.ndarray, *,
+             readout: str, use_prompt: bool, k: int, tau: float) -> tuple[np.ndarray, ...]:
+    """Fit `readout` on the training rows and read out the test rows, through the ReadOut protocol as the
+    estimator does (exact neighbours: what FAISS's flat index computes)."""
+    readout_cls = readout_class(readout)
+    values = train.ref.value_matrix()[rows_train]
+    kinds = np.array([train.ref.records[i].label_kind for i in rows_train])
+    against_mask, upholds_mask = polarity(values, kinds)
+    reference = ReferenceArrays(values, against_mask, upholds_mask, kinds)
+    fitted = readout_cls.fit(ReadOutFit(
+        [train.ref.records[i].response for i in rows_train], [train.ref.records[i].prompt for i in rows_train],
+        train.response[rows_train], train.prompt[rows_train], reference))
+    q = test.response[rows_test]
+    sims, idx = exact_top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
+    read_prompt = use_prompt and readout_cls.reads_prompt
+    out = read_out(fitted, ReadOutInput(
+        [test.responses[i] for i in rows_test], [test.prompts[i] if read_prompt else None for i in rows_test],
+        q, list(test.prompt[rows_test]) if read_prompt else [None] * len(rows_test), sims, idx, reference, k, tau))
+    return out.values, out.against, out.confidence
+
+
+def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 5, readout: str = "model",
+                   use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, seed: int = 0,
+                   cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
+    """Every row estimated from an index (and value model) built without its prompt group.
+
+    `query_embedder`: embeds the estimated rows (as a guard's queries), while the index and model stay on
+    `embedder`'s vectors, as at run time (e.g. int8 queries against an fp32 index)."""
+    data = _embed(reference, embedder, cache)
+    queries = _embed(reference, query_embedder, cache) if query_embedder is not None else data
+    n = len(reference)
+    fold = group_folds([r.prompt for r in reference], folds, seed)
+    values, against, conf = np.zeros((n, 10)), np.zeros((n, 10)), np.zeros(n)
+    for f in np.unique(fold):
+        te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
+        values[te], against[te], conf[te] = _predict(data, queries, tr, te, readout=readout,
+                                                     use_prompt=use_prompt, k=k, tau=tau)
+    return HeldOut(reference.value_matrix(), np.array([r.label_kind for r in reference]), values, against, conf)
+
+
+def held_out(reference: ReferenceSet, test: ReferenceSet, embedder: Embedder, *, readout: str = "model",
+             use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
+             cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
+    """The test rows estimated from an index (and value model) built from the reference rows."""
+    train, tst = _embed(reference, embedder, cache), _embed(test, query_embedder or embedder, cache)
+    values, against, conf = _predict(train, tst, np.arange(len(reference)), np.arange(len(test)), readout=readout,
+                                     use_prompt=use_prompt, k=k, tau=tau)
+    return HeldOut(test.value_matrix(), np.array([r.label_kind for r in test]), values, against, conf)
+
+
+def estimate_unlabelled(reference: ReferenceSet, responses: list[str], prompts: list[str | None],
+                        embedder: Embedder, *, readout: str = "model", use_prompt: bool = True,
+                        k: int = DEFAULT_K, tau: float = DEFAULT_TAU, cache: Path | None = None) -> HeldOut:
+    """Rows with no labels (e.g. benign chat turns) estimated from an index (and value model) of all of
+    `reference`; their `true` is zeros and their kind 'unlabelled'."""
+    train = _embed(reference, embedder, cache)
+    resp = embed_cached(embedder, [format_text(r, None, "response") for r in responses], cache)
+    prm = embed_cached(embedder, [p or "" for p in prompts], cache)
+    test = _Embedded(reference, resp, prm, list(responses), list(prompts))
+    values, against, conf = _predict(train, test, np.arange(len(reference)), np.arange(len(responses)),
+                                     readout=readout, use_prompt=use_prompt, k=k, tau=tau)
+    return HeldOut(np.zeros_like(values), np.array(["unlabelled"] * len(responses)), values, against, conf)
+
+
+def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    scores = []
+    for c in (-1, 0, 1):
+        tp = np.sum((pred == c) & (true == c))
+        denom = np.sum(pred == c) + np.sum(true == c)
+        if np.sum(true == c):
+            scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores))
+
+
+def calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of probabilities p for outcomes y (equal-width bins)."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            err += m.mean() * abs(p[m].mean() - y[m].mean())
+    return float(err)
+
+
+def metrics(h: HeldOut) -> dict[str, dict]:
+    """Metrics per label kind: violation ranking, per-value 3-class F1 and AUCs, Pearson, calibration."""
+    out: dict[str, dict] = {}
+    for kind in ("annotated", "model"):
+        m = h.kinds == kind
+        if not m.any():
+            continue
+        true, against = h.true[m], h.against[m]
+        y = violations(true, kind)
+        neg, pos = polarity(true, h.kinds[m])
+        true_cls = pos.astype(int) - neg.astype(int)
+        pred_cls = np.where(against > 0.5, -1, np.where(h.values[m] > 0.5 - against, 1, 0))
+        per_value = {}
+        for v, name in enumerate(VALUE_NAMES):
+            per_value[name] = {
+                "f1_3class": _macro_f1(true_cls[:, v], pred_cls[:, v]),
+                "negative_auc": roc_auc(neg[:, v], against[:, v]),
+                "positive_auc": roc_auc(pos[:, v], h.values[m][:, v]),
+            }
+        r = pearson_per_value(h.values[m], true)
+        out[kind] = {
+            "rows": int(m.sum()),
+            "violation_rate": float(y.mean()),
+            "violation_auc": roc_auc(y, h.violation[m]),
+            "violation_ap": average_precision(y, h.violation[m]),
+            "violation_best_f1": best_f1(y, h.violation[m]),
+            "calibration_error": calibration_error(y, h.violation[m]),
+            "pearson_mean": float(np.nanmean(r)),
+            "f1_3class_mean": float(np.nanmean([p["f1_3class"] for p in per_value.values()])),
+            "negative_auc_mean": float(np.nanmean([p["negative_auc"] for p in per_value.values()])),
+            "positive_auc_mean": float(np.nanmean([p["positive_auc"] for p in per_value.values()])),
+            "per_value": {name: {**p, "pearson": float(r[v])} for v, (name, p) in enumerate(per_value.items())},
+        }
+    return out
+
+
+def flag_rates(h: HeldOut, flagged: np.ndarray) -> dict[str, dict]:
+    """Precision and recall of flags (rows a policy acted on) against the violation labels, per label kind."""
+    out = {}
+    y = h.violated
+    for kind in ("annotated", "model", "all"):
+        m = np.ones(len(h.kinds), bool) if kind == "all" else h.kinds == kind
+        if not m.any():
+            continue
+        f, t = flagged[m], y[m]
+        out[kind] = {"flagged": int(f.sum()),
+                     "precision": float((f & t).sum() / f.sum()) if f.any() else float("nan"),
+                     "recall": float((f & t).sum() / t.sum()) if t.any() else float("nan")}
+    return out

@@ -146,12 +146,13 @@ class OnnxEmbedder:
         self._load()
         return int(self._meta["max_seq_length"])
 
-    def tokenize(self, text: str) -> dict[str, np.ndarray]:
-        """The model's inputs for one text (same preprocessing as sentence-transformers)."""
+    def tokenize(self, text: str, pair: str | None = None) -> dict[str, np.ndarray]:
+        """The model's inputs for one text (same preprocessing as sentence-transformers), or for a pair of texts
+        as one input of two segments (token types 0 and 1), truncated longest first."""
         self._load()
         if self._meta.get("do_lower_case"):
-            text = text.lower()
-        enc = self._tokenizer.encode(text)
+            text, pair = text.lower(), pair.lower() if pair is not None else None
+        enc = self._tokenizer.encode(text) if pair is None else self._tokenizer.encode(text, pair)
         arrays = {
             "input_ids": np.array([enc.ids], dtype=np.int64),
             "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
@@ -159,9 +160,9 @@ class OnnxEmbedder:
         }
         return {n: arrays[n] for n in self._meta["input_names"]}
 
-    def _pooled(self, session, text: str) -> np.ndarray:
+    def _pooled(self, session, text: str, pair: str | None = None) -> np.ndarray:
         """One forward pass, one text, no padding: the row depends on this text only. Mean-pooled, not normed."""
-        hidden = session.run(["last_hidden_state"], self.tokenize(text))[0]
+        hidden = session.run(["last_hidden_state"], self.tokenize(text, pair))[0]
         return hidden[0].mean(axis=0)
 
     def _workers(self):
@@ -176,13 +177,23 @@ class OnnxEmbedder:
             return self._pool, self._single
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed_all([(t, None) for t in texts])
+
+    def embed_pairs(self, firsts: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+        """Each (first, second) read as one input of two segments, as a cross-encoder reads a (prompt, response)
+        pair: (n, d) unit rows."""
+        if len(firsts) != len(seconds):
+            raise ValueError("firsts and seconds must have the same length")
+        return self._embed_all(list(zip(firsts, seconds)))
+
+    def _embed_all(self, items: Sequence[tuple[str, str | None]]) -> np.ndarray:
         session = self._load()
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        if len(texts) > 1 and self.threads > 1:
+        out = np.zeros((len(items), self.dimension), dtype=np.float32)
+        if len(items) > 1 and self.threads > 1:
             pool, single = self._workers()
-            rows = pool.map(lambda t: self._pooled(single, t), texts)
+            rows = pool.map(lambda item: self._pooled(single, *item), items)
         else:
-            rows = (self._pooled(session, t) for t in texts)
+            rows = (self._pooled(session, *item) for item in items)
         for i, row in enumerate(rows):
             out[i] = row
         return normalize_rows(out)

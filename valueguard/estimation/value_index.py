@@ -69,7 +69,7 @@ class ValueIndex:
             at = {p: i for i, p in enumerate(prompts)}
             prompt_emb = embed_texts(embedder, prompts, batch_size)[[at[r.prompt] for r in reference]]
         fitted = readout_cls.fit(ReadOutFit([r.response for r in reference], [r.prompt for r in reference],
-                                            store.embeddings(), prompt_emb, reference_arrays(store)))
+                                            store.embeddings(), prompt_emb, reference_arrays(store, model_id=embedder.model_id)))
         return cls(store, fitted)
 
     def save(self, directory: str | Path) -> Path:

@@ -75,12 +75,13 @@ class _Embedded:
     prompt: np.ndarray
     responses: list[str]  # the texts embedded, row-aligned with the arrays
     prompts: list[str | None]
+    model_id: str = ""  # the embedder's model (a read-out that encodes texts itself uses the same one)
 
 
 def _embed(ref: ReferenceSet, embedder: Embedder, cache: Path | None) -> _Embedded:
     return _Embedded(ref, embed_cached(embedder, [format_text(r.response, None, "response") for r in ref], cache),
                      embed_cached(embedder, [r.prompt for r in ref], cache), [r.response for r in ref],
-                     [r.prompt for r in ref])
+                     [r.prompt for r in ref], embedder.model_id)
 
 
 def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_test: np.ndarray, *,
@@ -94,7 +95,7 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
     reference = ReferenceArrays(values, against_mask, upholds_mask, kinds)
     fitted = readout_cls.fit(ReadOutFit(
         [train.ref.records[i].response for i in rows_train], [train.ref.records[i].prompt for i in rows_train],
-        train.response[rows_train], train.prompt[rows_train], reference))
+        train.response[rows_train], train.prompt[rows_train], reference, model_id=train.model_id))
     q = test.response[rows_test]
     sims, idx = exact_top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
     read_prompt = use_prompt and readout_cls.reads_prompt

@@ -19,6 +19,7 @@ __all__ = ["READOUTS", "ReadOut", "ReadOutFit", "ReadOutInput", "ReadOutPredicti
 READOUTS: dict[str, str] = {
     "model": "valueguard.estimation.readout.value_model:ValueModelReadOut",
     "knn": "valueguard.estimation.readout.knn:KnnReadOut",
+    "pair": "valueguard.estimation.readout.pair:PairReadOut",
 }
 DEFAULT_READOUT = "model"
 

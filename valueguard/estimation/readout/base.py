@@ -71,6 +71,8 @@ class ReadOutFit:
     prompt_emb: np.ndarray  # (m, d) float32: each row's prompt embedded on its own; (m, 0) at index build when
     #                         the read-out does not read prompts (reads_prompt False)
     reference: ReferenceArrays  # the rows' labels, as the ReadOutInput of a later predict gets them
+    model_id: str = ""  # the embedding model of response_emb / prompt_emb (a read-out that encodes texts itself
+    #                     uses the same model); "" when the caller does not say (then: the default model)
 
 
 @dataclass(frozen=True)

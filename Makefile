@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds audit-memory clean
+.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds train audit-memory clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
 # advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
@@ -89,6 +89,11 @@ quality: data
 	$(BIN)/valueguard -q eval --readout knn
 	$(BIN)/valueguard -q eval --no-prompt
 	$(BIN)/valueguard -q eval --policy default
+
+# The pair read-out's stacker that the package ships (valueguard/estimation/readout/trained/, docs/quality.md):
+# fitted out of fold on the default FULCRA files; `index build` uses it when its rows are exactly these.
+train: data
+	$(BIN)/valueguard -q train
 
 # How the bundled policies' thresholds were calibrated (README): the calibrated files go to bench-results/.
 thresholds: data

@@ -34,7 +34,7 @@ INDEX_ROWS_PER_KIND = 300
 MODEL_FIXTURES = {"embedder", "index_dir", "estimator", "heldout_estimates", "knn_estimator", "knn_heldout_estimates",
                   "smollm2_db", "guard"}
 MODEL_MODULES = {"tests/embedders/test_embedding.py", "tests/embedders/test_onnx_runtime.py", "tests/test_docs.py",
-                 "tests/test_packaging.py", "tests/server/test_e2e_llama.py", "tests/integrations/test_smollm2.py"}
+                 "tests/estimation/readout/test_pair.py", "tests/test_packaging.py", "tests/server/test_e2e_llama.py", "tests/integrations/test_smollm2.py"}
 
 
 def pytest_configure(config: pytest.Config) -> None:

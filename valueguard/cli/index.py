@@ -28,8 +28,9 @@ def index() -> None:
               help="What is embedded: the response alone (measured best, see README), or prompt and response "
                    "in FULCRA's dialogue form.")
 @click.option("--readout", type=click.Choice(list(READOUTS)), default=DEFAULT_READOUT, show_default=True,
-              help="How neighbours become values: a value model fitted on the reference data (measured best, see "
-                   "README), or the neighbours' weighted mean.")
+              help="How neighbours become values: 'pair' (the value model refined by the (prompt, response) pair "
+                   "vector, measured best: docs/quality.md), 'model' (the value model alone) or 'knn' (the "
+                   "neighbours' weighted mean).")
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date index is there.")
 @json_option
 @click.pass_context

@@ -31,6 +31,20 @@ def reference_arrays(store: ReferenceIndex) -> ReferenceArrays:
     return ReferenceArrays(store.values, against, upholds, np.array(store.label_kinds))
 
 
+def fit_data(reference: ReferenceSet, store: ReferenceIndex, embedder: Embedder, *, reads_prompt: bool,
+             batch_size: int = 64) -> ReadOutFit:
+    """What a read-out is fitted on at index build: the store's rows, their embeddings and (when it reads them)
+    their prompts' embeddings, from the index's embedder."""
+    prompt_emb = np.zeros((len(reference), 0), np.float32)
+    if reads_prompt:
+        # The prompt's embedding beside the response's; prompts repeat, embed each once.
+        prompts = list(dict.fromkeys(r.prompt for r in reference))
+        at = {p: i for i, p in enumerate(prompts)}
+        prompt_emb = embed_texts(embedder, prompts, batch_size)[[at[r.prompt] for r in reference]]
+    return ReadOutFit([r.response for r in reference], [r.prompt for r in reference], store.embeddings(), prompt_emb,
+                      reference_arrays(store), model_id=embedder.model_id)
+
+
 class ValueIndex:
     """A searchable reference set and the read-out fitted on it: what a ValueEstimator reads."""
 
@@ -62,14 +76,8 @@ class ValueIndex:
         readout_cls = readout_class(readout)
         store = ReferenceIndex.build(reference, embedder, text_form=text_form, readout=readout,
                                      batch_size=batch_size, progress=progress)
-        prompt_emb = np.zeros((len(reference), 0), np.float32)
-        if readout_cls.reads_prompt:
-            # The prompt's embedding beside the response's; prompts repeat, embed each once.
-            prompts = list(dict.fromkeys(r.prompt for r in reference))
-            at = {p: i for i, p in enumerate(prompts)}
-            prompt_emb = embed_texts(embedder, prompts, batch_size)[[at[r.prompt] for r in reference]]
-        fitted = readout_cls.fit(ReadOutFit([r.response for r in reference], [r.prompt for r in reference],
-                                            store.embeddings(), prompt_emb, reference_arrays(store, model_id=embedder.model_id)))
+        fitted = readout_cls.fit(fit_data(reference, store, embedder, reads_prompt=readout_cls.reads_prompt,
+                                          batch_size=batch_size))
         return cls(store, fitted)
 
     def save(self, directory: str | Path) -> Path:

@@ -37,6 +37,7 @@ SETTINGS = (
     ReadOutSetting("kNN", "knn", True),
     ReadOutSetting("value model, response only", "model", False),
     ReadOutSetting("value model, response + prompt", "model", True),
+    ReadOutSetting("pair (value model + prompt-response pair vector)", "pair", True),
 )
 
 

@@ -15,13 +15,13 @@ from valueguard.estimation.readout.base import (
 __all__ = ["READOUTS", "ReadOut", "ReadOutFit", "ReadOutInput", "ReadOutPrediction", "ReferenceArrays",
            "readout_class"]
 
-# manifest `readout` name -> "module:Class" of its ReadOut; the first is the default of `index build`.
+# manifest `readout` name -> "module:Class" of its ReadOut. DEFAULT_READOUT: what `index build` and `eval` use.
 READOUTS: dict[str, str] = {
     "model": "valueguard.estimation.readout.value_model:ValueModelReadOut",
     "knn": "valueguard.estimation.readout.knn:KnnReadOut",
     "pair": "valueguard.estimation.readout.pair:PairReadOut",
 }
-DEFAULT_READOUT = "model"
+DEFAULT_READOUT = "pair"
 
 
 def readout_class(name: str) -> type[ReadOut]:

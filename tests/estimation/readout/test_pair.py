@@ -1,0 +1,135 @@
+"""The pair read-out: the value model refined by the (prompt, response) pair vector, and its shipped stacker."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from valueguard.cli import cli
+from valueguard.embedders.onnx_runtime import OnnxEmbedder
+from valueguard.estimation.estimator import ValueEstimator
+from valueguard.estimation.readout import pair
+from valueguard.estimation.train import train_pair_stacker
+from valueguard.estimation.value_index import ValueIndex, fit_data
+from valueguard.index.store import ReferenceIndex
+from valueguard.reference import ReferenceSet
+from valueguard.reference.record import write_canonical
+
+POISON = ("how can i poison my neighbour's dog?",
+          "Sure. To poison your neighbour's dog without getting caught, buy antifreeze and mix it into ground meat, "
+          "then leave it by the fence at night.")
+REFUSAL = ("how can i poison my neighbour's dog?",
+           "I can't help with hurting an animal. If the dog is a problem, talk to your neighbour or call animal "
+           "control.")
+
+
+@pytest.fixture(scope="module")
+def small(split) -> ReferenceSet:
+    """200 index rows: enough for five value-model folds, quick to fit twice."""
+    return ReferenceSet(split[0].records[:100] + split[0].records[-100:])
+
+
+@pytest.fixture(scope="module")
+def pair_build(tmp_path_factory, split, embedder):
+    directory = tmp_path_factory.mktemp("pair-index")
+    index = ValueIndex.build(split[0], embedder, readout="pair")
+    index.save(directory)
+    return directory, index.readout.info
+
+
+@pytest.fixture(scope="module")
+def pair_index(pair_build):
+    return pair_build[0]
+
+
+@pytest.fixture(scope="module")
+def pair_estimator(pair_index, embedder) -> ValueEstimator:
+    return ValueEstimator.from_index(pair_index, embedder=embedder)
+
+
+def test_pair_vectors_read_both_segments():
+    onnx = OnnxEmbedder()
+    pairs = onnx.embed_pairs([POISON[0], REFUSAL[0]], [POISON[1], REFUSAL[1]])
+    alone = onnx.embed([POISON[1], REFUSAL[1]])
+    assert pairs.shape == (2, onnx.dimension) and pairs.dtype == np.float32
+    assert np.linalg.norm(pairs, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    # The prompt changes the vector (it is read with the response, not ignored)...
+    assert float(pairs[0] @ alone[0]) < 0.999
+    # ...and a pair is not the same input as the two texts run together in one segment.
+    assert float(pairs[0] @ onnx.embed([POISON[0] + " " + POISON[1]])[0]) < 0.999
+    with pytest.raises(ValueError, match="same length"):
+        onnx.embed_pairs(["a"], ["b", "c"])
+
+
+def test_the_index_saves_and_loads_the_pair_read_out(pair_build, pair_index, pair_estimator):
+    manifest = json.loads((pair_index / "manifest.json").read_text())
+    assert manifest["readout"] == "pair"
+    assert {"pair/value_model.npz", "pair/stacker.npz"} <= set(manifest["files"])
+    assert isinstance(pair_estimator.readout, pair.PairReadOut)
+    # Built from 600 rows that are not the shipped stacker's 4,988: fitted here, never the shipped one.
+    assert pair_build[1]["stacker"] == "fitted"
+
+
+def test_without_a_prompt_the_pair_read_out_is_the_value_model(pair_estimator, split):
+    rows = split[1].records[:20]
+    inner = ValueEstimator(ValueIndex(pair_estimator.index.store, pair_estimator.readout.vm),
+                           pair_estimator.embedder, cache_size=0)
+    no_prompt = pair_estimator.estimate_batch([r.response for r in rows])
+    assert [e.against for e in no_prompt] == [e.against for e in inner.estimate_batch([r.response for r in rows])]
+    with_prompt = pair_estimator.estimate_batch([r.response for r in rows], [r.prompt for r in rows])
+    # With a prompt the stacker reads the pair: the estimates move.
+    assert any(a.against != b.against for a, b in zip(with_prompt, no_prompt))
+
+
+def test_loaded_read_out_predicts_what_the_fitted_one_did(pair_index, embedder, split):
+    rows = split[1].records[:10]
+    fresh = ValueEstimator.from_index(pair_index, embedder=embedder, cache_size=0)
+    again = ValueEstimator.from_index(pair_index, embedder=embedder, cache_size=0)
+    a = fresh.estimate_batch([r.response for r in rows], [r.prompt for r in rows])
+    b = again.estimate_batch([r.response for r in rows], [r.prompt for r in rows])
+    assert [e.against for e in a] == [e.against for e in b]
+
+
+def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, split, embedder, tmp_path):
+    trained = train_pair_stacker(small, embedder, tmp_path / "trained")
+    meta = json.loads((tmp_path / "trained" / "pair_stacker.json").read_text())
+    assert meta["rows"] == len(small) and meta["data_sha256"] == trained.data_sha256 and meta["seed"] == pair.SEED
+    store = ReferenceIndex.build(small, embedder, text_form="response", readout="pair")
+    data = fit_data(small, store, embedder, reads_prompt=True)
+    shipped = pair.PairReadOut.fit(data, trained_dir=tmp_path / "trained")
+    fitted = pair.PairReadOut.fit(data, use_shipped=False)
+    assert shipped.info["stacker"] == "shipped" and fitted.info["stacker"] == "fitted"
+    # Reproducible: a second fit on the same rows gives the shipped weights.
+    assert np.allclose(shipped.stacker.against, fitted.stacker.against, atol=1e-6)
+    other = ReferenceSet(small.records[:150])
+    store2 = ReferenceIndex.build(other, embedder, text_form="response", readout="pair")
+    assert pair.shipped_stacker(pair.data_hash(fit_data(other, store2, embedder, reads_prompt=True),
+                                               data.model_id), tmp_path / "trained") is None
+    # An edited weights file no longer matches its recorded sha256: never used.
+    weights = tmp_path / "trained" / "pair_stacker.npz"
+    data_bytes = weights.read_bytes()
+    weights.write_bytes(data_bytes[:-1] + bytes([data_bytes[-1] ^ 0xFF]))
+    assert pair.shipped_stacker(trained.data_sha256, tmp_path / "trained") is None
+
+
+def test_train_command_writes_the_stacker_and_its_manifest(small, tmp_path, monkeypatch):
+    path = tmp_path / "ref.jsonl"
+    write_canonical(small.records, path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["-q", "train", "--reference", str(path), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    meta = json.loads((out / "pair_stacker.json").read_text())
+    assert payload["sha256"] == meta["sha256"] and meta["rows"] == len(small)
+    assert meta["reference_files"][0]["name"] == "ref.jsonl"
+
+
+def test_the_packaged_stacker_is_intact():
+    """The stacker the package ships matches the sha256 its training manifest records."""
+    import hashlib
+
+    meta = json.loads((pair.TRAINED_DIR / pair.TRAINED_MANIFEST).read_text())
+    weights = pair.TRAINED_DIR / meta["file"]
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
+    assert meta["rows"] > 4000 and meta["pair_encoder"] == "onnx-int8"

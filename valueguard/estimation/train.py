@@ -1,0 +1,60 @@
+"""`valueguard train`: fit the pair read-out's stacker on a reference set and write it with a training manifest.
+
+The stacker is what `index build` cannot afford to fit (five value-model fits and one pair encoding per row, a few
+minutes on two cores), so the package ships the one fitted on the default FULCRA files, in
+valueguard/estimation/readout/trained/. `make train` rewrites it; the manifest beside it says what it was fitted on
+(the data hash the read-out checks, the reference files' sha256, seed, folds, L2, encoder) and the sha256 of the
+weights, so a stale or edited file is never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from valueguard.embedders.base import Embedder
+from valueguard.estimation.readout import pair
+from valueguard.estimation.value_index import fit_data
+from valueguard.index.store import ReferenceIndex
+from valueguard.reference.dataset import ReferenceSet
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train_pair_stacker` wrote."""
+
+    directory: Path
+    rows: int
+    data_sha256: str
+    sha256: str
+    seconds: float
+
+
+def train_pair_stacker(reference: ReferenceSet, embedder: Embedder, out: Path | None = None) -> TrainResult:
+    """Fit the stacker on every row of `reference` (embedded by `embedder`, as `index build` embeds them) into `out`
+    (default: the package's trained/ folder)."""
+    start = time.perf_counter()
+    out = Path(out or pair.TRAINED_DIR)
+    out.mkdir(parents=True, exist_ok=True)
+    store = ReferenceIndex.build(reference, embedder, text_form="response", readout=pair.PairReadOut.name)
+    data = fit_data(reference, store, embedder, reads_prompt=True)
+    fitted = pair.PairReadOut.fit(data, use_shipped=False)
+    weights = out / "pair_stacker.npz"
+    fitted.stacker.save(weights)
+    sha = hashlib.sha256(weights.read_bytes()).hexdigest()
+    digest = pair.data_hash(data, data.model_id)
+    seconds = round(time.perf_counter() - start, 1)
+    manifest = {
+        "file": weights.name, "sha256": sha, "data_sha256": digest, "rows": len(data.responses),
+        "model": data.model_id, "pair_encoder": "onnx-int8", "folds": pair.FOLDS, "seed": pair.SEED,
+        "l2": pair.STACKER_L2, "stacker_version": pair.STACKER_VERSION,
+        "reference_files": [{"name": f.name, "sha256": f.sha256} for f in reference.files],
+        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
+        "command": "valueguard train (make train)",
+    }
+    (out / pair.TRAINED_MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    return TrainResult(out, len(data.responses), digest, sha, seconds)

@@ -1,9 +1,10 @@
 """Readers: a path in, reference records out, every problem counted in a ReadReport (never dropped silently).
 
-Three formats, told apart by the keys of a file's first JSON object:
+Four formats, told apart by the keys of a file's first JSON object:
 - FULCRA annotated pairs: `dialogue` ("Human: ...\\nBob: ...") and `value_types` (["security: -1", ...]);
 - FULCRA evaluator-scored responses: `prompt`, `answer`, `value_reward` (10 floats in the basic-value order);
-- canonical: the fields of `ReferenceRecord`.
+- canonical: the fields of `ReferenceRecord`;
+- labels: a user's judgements, `response` and `against` / `upholds` / `violation` (reference/labels.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from valueguard.reference.labels import is_labels_line, read_labels
 from valueguard.reference.record import ReadReport, ReferenceRecord, iter_jsonl, json_lines
 from valueguard.values import N_VALUES, VALUE_NAMES, ValueVector, basic_value_of
 
@@ -118,7 +120,8 @@ def read_canonical(path: Path, report: ReadReport) -> Iterator[ReferenceRecord]:
             report.bad_line(line_no, f"{where}: {first['msg']}")
 
 
-READERS: dict[str, Reader] = {"annotated": read_annotated, "scored": read_scored, "canonical": read_canonical}
+READERS: dict[str, Reader] = {"annotated": read_annotated, "scored": read_scored, "canonical": read_canonical,
+                              "labels": read_labels}
 
 
 def detect_format(obj: dict[str, Any]) -> str | None:
@@ -129,6 +132,8 @@ def detect_format(obj: dict[str, Any]) -> str | None:
         return "scored"
     if {"response", "values"} <= keys:
         return "canonical"
+    if is_labels_line(obj):
+        return "labels"
     return None
 
 
@@ -145,7 +150,8 @@ def sniff_format(path: Path) -> str:
     raise ValueError(
         f"{path}: not a reference file valueguard knows: expected FULCRA annotated pairs "
         f"(dialogue, value_types), FULCRA evaluator scores (prompt, answer, value_reward) or canonical "
-        f"records (id, prompt, response, values, source, label_kind; values over {', '.join(VALUE_NAMES)})"
+        f"records (id, prompt, response, values, source, label_kind; values over {', '.join(VALUE_NAMES)}) or "
+        f"a labels file (prompt, response, against / upholds / violation: docs/teach.md)"
     )
 
 

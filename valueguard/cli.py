@@ -371,6 +371,7 @@ def info(index_dir: Path | None, as_json: bool) -> None:
 # eval and calibrate live in their own module, which adds them to `cli` (whichever of the two is imported first).
 import valueguard.cli_quality  # noqa: E402,F401
 import valueguard.cli_server  # noqa: E402,F401  (serve: the guard server; its packages are imported when it runs)
+import valueguard.cli_teach  # noqa: E402,F401  (label, index add: a user teaches the guard)
 
 
 def main() -> None:

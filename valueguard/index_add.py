@@ -1,0 +1,206 @@
+"""Fold labelled rows into a built index: `valueguard index add` (docs/teach.md).
+
+Only the new rows are embedded (with the index's own embedder, as `index build` embeds); they are appended to the
+FAISS index, values.npy and rows.jsonl, and the read-out's fitted part is refitted on all rows by the code `index
+build` fits it with. The old rows' response vectors come back out of the flat FAISS index (`reconstruct_n`); the
+value model also reads each row's prompt vector, which an index does not keep: the first add embeds the old rows'
+prompts once (their stored 400-character snippets, distinct prompts only) and keeps every row's prompt vector in
+`prompt_embeddings.npy`, hashed in the manifest, so later adds embed nothing old.
+
+A row whose (prompt, response) is already in the index (compared as the stored snippets) is skipped and counted.
+Each added file is listed in the manifest's reference files (a file of the same name listed before is replaced:
+adding a grown labels.jsonl again adds only its new lines), so `index info` and `index build --reference` stay
+honest about what the index holds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from valueguard.embedding import Embedder
+from valueguard.index import (
+    SNIPPET_CHARS, Manifest, ReferenceFileEntry, RowInfo, ValueIndex, ValueIndexError, format_text, rebuild_hint,
+)
+from valueguard.logs import get_logger
+from valueguard.reference.dataset import sha256_file
+from valueguard.reference.readers import read_reference
+from valueguard.reference.record import ReadReport, ReferenceRecord
+
+log = get_logger("valueguard.index")
+PROMPTS_FILE = "prompt_embeddings.npy"
+
+
+@dataclass
+class AddResult:
+    """What an add did: rows added and skipped, each file's read report, what was refitted, and the times."""
+
+    directory: str
+    rows_before: int
+    added: int = 0
+    duplicates: int = 0
+    reports: list[ReadReport] = field(default_factory=list)
+    refitted: str | None = None  # what was refitted, e.g. "value model on 5,020 rows"; None: nothing to refit
+    embed_seconds: float = 0.0
+    refit_seconds: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def rows(self) -> int:
+        return self.rows_before + self.added
+
+    def to_dict(self) -> dict:
+        return {"index": self.directory, "rows_before": self.rows_before, "added": self.added, "rows": self.rows,
+                "duplicates_skipped": self.duplicates, "refitted": self.refitted,
+                "embed_seconds": round(self.embed_seconds, 2), "refit_seconds": round(self.refit_seconds, 2),
+                "seconds": round(self.seconds, 2), "reference_files": [r.to_dict() for r in self.reports]}
+
+
+def _key(prompt: str, response: str) -> tuple[str, str]:
+    return prompt[:SNIPPET_CHARS], response[:SNIPPET_CHARS]
+
+
+def _embed(embedder: Embedder, texts: list[str], batch_size: int) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, 0), np.float32)
+    return np.vstack([embedder.embed(texts[i:i + batch_size]) for i in range(0, len(texts), batch_size)])
+
+
+def _embed_distinct(embedder: Embedder, texts: list[str], batch_size: int) -> np.ndarray:
+    distinct = list(dict.fromkeys(texts))
+    emb = _embed(embedder, distinct, batch_size)
+    at = {t: i for i, t in enumerate(distinct)}
+    return emb[[at[t] for t in texts]]
+
+
+def stored_prompt_embeddings(directory: Path, index: ValueIndex) -> np.ndarray | None:
+    """The rows' prompt vectors kept by an earlier add, when they are listed in the manifest, match its hash and
+    fit the index; else None (they are then embedded again, never trusted)."""
+    path = directory / PROMPTS_FILE
+    want = index.manifest.files.get(PROMPTS_FILE)
+    if not want or not path.is_file() or sha256_file(path) != want:
+        return None
+    try:
+        emb = np.load(path, allow_pickle=False)
+    except Exception:  # a damaged file is recomputed, not fatal
+        return None
+    return emb if emb.shape == (len(index), index.manifest.dimension) else None
+
+
+def refit_readout(index: ValueIndex, response_emb: np.ndarray, prompt_emb: np.ndarray) -> str | None:
+    """Refit what the index's read-out fitted at build, on all rows; returns what was refitted (None: nothing).
+
+    The one place a read-out with a fitted part plugs in: "knn" has none; "model" is the ValueModel, fitted by the
+    same call `ValueIndex.build` makes."""
+    if index.manifest.readout == "knn":
+        return None
+    if index.manifest.readout == "model":
+        from valueguard.value_model import ValueModel
+
+        index.value_model = ValueModel.fit(response_emb, prompt_emb, index.values,
+                                           [r.label_kind for r in index.rows], [r.prompt for r in index.rows])
+        return f"value model on {len(index):,} rows"
+    raise ValueIndexError(f"index read-out {index.manifest.readout!r}: this valueguard cannot refit it")
+
+
+def read_new_rows(paths: Sequence[str | Path], index: ValueIndex,
+                  result: AddResult) -> tuple[list[ReferenceRecord], list[ReferenceFileEntry]]:
+    """The records of every file that the index does not hold yet; duplicates counted, bad lines reported."""
+    seen = {_key(r.prompt, r.response) for r in index.rows}
+    records, entries = [], []
+    for p in paths:
+        report = ReadReport(str(p))
+        for rec in read_reference(p, report):
+            key = _key(rec.prompt, rec.response)
+            if key in seen:
+                result.duplicates += 1
+                continue
+            seen.add(key)
+            records.append(rec)
+        result.reports.append(report)
+        entries.append(ReferenceFileEntry(name=Path(p).name, sha256=sha256_file(p), format=report.format,
+                                          records=report.records))
+    return records, entries
+
+
+def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: Embedder | None = None, *,
+                 batch_size: int = 64) -> AddResult:
+    """Add the rows of `paths` (labels.jsonl or any reference format) to the index at `directory`, refit its
+    read-out and rewrite it; `embedder`: the index's (default: the one `index build` uses for its model)."""
+    start = time.perf_counter()
+    directory = Path(directory)
+    index = ValueIndex.load(directory)
+    if embedder is None:
+        from valueguard.embedding import make_index_embedder
+
+        embedder = make_index_embedder(index.model)
+    elif embedder.model_id != index.model:
+        raise ValueIndexError(f"index at {directory} was built with model {index.model!r}, the embedder is "
+                              f"{embedder.model_id!r}; {rebuild_hint(directory)}")
+    result = AddResult(str(directory), len(index))
+    records, entries = read_new_rows(paths, index, result)
+    m = index.manifest
+    names = {e.name for e in entries}
+    m.reference_files = [f for f in m.reference_files if f.name not in names] + entries
+    if not records:  # nothing new: the files are still listed as what the index holds
+        _write_manifest(directory, m)
+        result.seconds = time.perf_counter() - start
+        return result
+    t = time.perf_counter()
+    form = index.text_form
+    new_emb = _embed(embedder, [format_text(r.response, r.prompt, form) for r in records], batch_size)
+    if new_emb.shape[1] != index.manifest.dimension:
+        raise ValueIndexError(f"the embedder gives dimension {new_emb.shape[1]}, the index has "
+                              f"{index.manifest.dimension}; {rebuild_hint(directory)}")
+    needs_prompts = index.manifest.readout != "knn"
+    old_prompts = stored_prompt_embeddings(directory, index) if needs_prompts else None
+    if needs_prompts and old_prompts is None:
+        old_prompts = _embed_distinct(embedder, [r.prompt for r in index.rows], batch_size)
+    new_prompts = _embed_distinct(embedder, [r.prompt for r in records], batch_size) if needs_prompts else None
+    result.embed_seconds = time.perf_counter() - t
+
+    index.faiss_index.add(np.ascontiguousarray(new_emb, dtype=np.float32))
+    new_values = np.stack([r.values.to_array() for r in records]).astype(np.float32)
+    index.values = np.vstack([index.values, new_values])
+    index.rows += [RowInfo(r.id, r.source, r.label_kind, r.prompt[:SNIPPET_CHARS], r.response[:SNIPPET_CHARS])
+                   for r in records]
+    result.added = len(records)
+
+    t = time.perf_counter()
+    prompt_emb = np.vstack([old_prompts, new_prompts]) if needs_prompts else None
+    if needs_prompts:
+        # The old rows' vectors out of the flat index: exactly what was embedded at build (no re-embedding).
+        response_emb = index.faiss_index.reconstruct_n(0, index.faiss_index.ntotal)
+        result.refitted = refit_readout(index, response_emb, prompt_emb)
+    result.refit_seconds = time.perf_counter() - t
+
+    m.rows = len(index)
+    m.built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    index.save(directory)
+    if prompt_emb is not None:
+        _keep_prompt_embeddings(directory, index, prompt_emb)
+    result.seconds = time.perf_counter() - start
+    log.info("index rows added", added=result.added, duplicates=result.duplicates, rows=result.rows,
+             seconds=round(result.seconds, 2))
+    return result
+
+
+def _keep_prompt_embeddings(directory: Path, index: ValueIndex, prompt_emb: np.ndarray) -> None:
+    """Write the prompt vectors and list them in the manifest (after `save`: a cut between the two leaves them
+    unlisted, so the next add embeds the prompts again rather than trusting them)."""
+    np.save(directory / PROMPTS_FILE, prompt_emb.astype(np.float32), allow_pickle=False)
+    index.manifest.files[PROMPTS_FILE] = sha256_file(directory / PROMPTS_FILE)
+    _write_manifest(directory, index.manifest)
+
+
+def _write_manifest(directory: Path, m: Manifest) -> None:
+    m.digest = m.content_digest()
+    tmp = directory / "manifest.json.tmp"
+    tmp.write_text(m.model_dump_json(indent=2), encoding="utf-8")
+    os.replace(tmp, directory / "manifest.json")

@@ -73,6 +73,8 @@ def curve(data: Path, seeds: int, readout: str, sizes: tuple[int, ...] = SIZES) 
                          "test_violations": int(h.violated.sum()), "ap": m["violation_ap"],
                          "auc": m["violation_auc"], "r": m["pearson_mean"],
                          "fit_seconds": time.perf_counter() - start})
+            print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in rows[-1].items()),
+                  file=sys.stderr, flush=True)  # a long run shows (and keeps) each row as it comes
     return rows
 
 
@@ -81,7 +83,7 @@ def table(rows: list[dict], sizes: tuple[int, ...] = SIZES) -> str:
         return f"{np.mean(vals):.2f} ± {np.std(vals):.2f}" if len(vals) > 1 else f"{vals[0]:.2f}"
 
     seeds = len({r["seed"] for r in rows})
-    lines = ["| taught rows | index rows | violation AP | violation AUC | mean Pearson r | refit s |",
+    lines = ["| taught rows | index rows | violation AP | violation AUC | mean Pearson r | refit + test s |",
              "|---:|---:|---|---|---|---:|"]
     for size in sizes:
         at = [r for r in rows if r["taught"] == size]

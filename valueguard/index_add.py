@@ -158,11 +158,13 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
     if new_emb.shape[1] != index.manifest.dimension:
         raise ValueIndexError(f"the embedder gives dimension {new_emb.shape[1]}, the index has "
                               f"{index.manifest.dimension}; {rebuild_hint(directory)}")
-    needs_prompts = index.manifest.readout != "knn"
-    old_prompts = stored_prompt_embeddings(directory, index) if needs_prompts else None
-    if needs_prompts and old_prompts is None:
-        old_prompts = _embed_distinct(embedder, [r.prompt for r in index.rows], batch_size)
-    new_prompts = _embed_distinct(embedder, [r.prompt for r in records], batch_size) if needs_prompts else None
+    # Only a read-out with a fitted part reads the prompts (kNN has none): their vectors, old rows' and new.
+    prompt_emb: np.ndarray | None = None
+    if index.manifest.readout != "knn":
+        old_prompts = stored_prompt_embeddings(directory, index)
+        if old_prompts is None:
+            old_prompts = _embed_distinct(embedder, [r.prompt for r in index.rows], batch_size)
+        prompt_emb = np.vstack([old_prompts, _embed_distinct(embedder, [r.prompt for r in records], batch_size)])
     result.embed_seconds = time.perf_counter() - t
 
     index.faiss_index.add(np.ascontiguousarray(new_emb, dtype=np.float32))
@@ -173,8 +175,7 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
     result.added = len(records)
 
     t = time.perf_counter()
-    prompt_emb = np.vstack([old_prompts, new_prompts]) if needs_prompts else None
-    if needs_prompts:
+    if prompt_emb is not None:
         # The old rows' vectors out of the flat index: exactly what was embedded at build (no re-embedding).
         response_emb = index.faiss_index.reconstruct_n(0, index.faiss_index.ntotal)
         result.refitted = refit_readout(index, response_emb, prompt_emb)

@@ -58,7 +58,7 @@ def _turn(obj: dict) -> AuditedTurn | str:
     try:
         against = {str(k): float(v) for k, v in against.items() if k in VALUE_NAMES}
         values = {str(k): float(v) for k, v in values.items() if k in VALUE_NAMES}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too big for a float
         return "against / values are not numbers"
     if not against:
         return "against names no value"

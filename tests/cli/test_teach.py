@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from valueguard.audit.runner import run_audit
 from valueguard.cli import EXIT_BAD_LINES, cli
 from valueguard.estimation.value_index import ValueIndex
-from valueguard.policy import Policy
+from valueguard.policy.model import Policy
 from valueguard.reference import ReadReport, read_reference
 from valueguard.values import VALUE_NAMES
 

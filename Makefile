@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds train audit-memory clean
+.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds train audit-memory teach-curve clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
 # advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
@@ -102,6 +102,11 @@ thresholds: data
 		--target-benign-rate log=0.15 --out bench-results/default.calibrated.yaml
 	$(BIN)/valueguard -q calibrate --policy strict --target-precision block=0.65 --target-precision rewrite=0.5 \
 		--out bench-results/strict.calibrated.yaml
+
+# The learning curve of teaching on a domain shift: 0 / 50 / 200 / 1,000 of one model's scored answers folded into
+# an index of the annotated file, tested on that model's other answers (docs/teach.md).
+teach-curve: data
+	$(BIN)/python benchmarks/teach_curve.py --data "$(VALUEGUARD_DATA_DIR)"
 
 # Audit memory at 10k, 100k and 1M lines (README, "Auditing logs").
 audit-memory: index

@@ -13,7 +13,7 @@ import numpy as np
 
 from valueguard.embedders.base import Embedder
 from valueguard.estimation.readout import READOUTS, ReadOut, ReadOutFit, ReferenceArrays, readout_class
-from valueguard.index.manifest import STORE_FILES, Manifest, TextForm, ValueIndexError, rebuild_hint
+from valueguard.index.manifest import KEPT_FILES, STORE_FILES, Manifest, TextForm, ValueIndexError, rebuild_hint
 from valueguard.index.store import ReferenceIndex, RowInfo, embed_texts
 from valueguard.reference.dataset import ReferenceSet
 from valueguard.values.polarity import polarity
@@ -106,7 +106,7 @@ class ValueIndex:
             if name.startswith("/") or ".." in Path(name).parts:
                 raise ValueIndexError(f"{where}: field files: {name!r} is not inside the index folder; {hint}")
         own = readout_class(m.readout).files
-        extra = [n for n in m.files if n not in STORE_FILES]
+        extra = [n for n in m.files if n not in (*STORE_FILES, *KEPT_FILES)]
         foreign = [n for n in extra if n.split("/", 1)[0] not in own]
         foreign += [n for r in READOUTS if r != m.readout for n in readout_class(r).files
                     if (directory / n).exists() and n not in foreign]

@@ -26,6 +26,9 @@ TextForm = Literal["dialogue", "response"]
 SNIPPET_CHARS = 400
 # The store's own files; a read-out adds its own beside them.
 STORE_FILES = ("index.faiss", "values.npy", "rows.jsonl")
+# Optional files an index may list beside them: hashed in the manifest, but verified by the code that reads them
+# (not at load, which does not read them): the rows' prompt vectors `index add` keeps (estimation/index_add.py).
+KEPT_FILES = ("prompt_embeddings.npy",)
 MAX_MANIFEST_BYTES = 10_000_000
 
 
@@ -60,7 +63,7 @@ class ReferenceFileEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(description="File name of the reference file.")
     sha256: str = Field(description="sha256 of the file when the index was built.")
-    format: str = Field(description="Reader format: annotated, scored or canonical.")
+    format: str = Field(description="Reader format: annotated, scored, canonical or labels.")
     records: int = Field(description="Records read from the file.")
 
 

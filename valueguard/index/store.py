@@ -22,8 +22,8 @@ from pydantic import ValidationError
 
 from valueguard.embedders.base import Embedder
 from valueguard.index.manifest import (
-    FORMAT_VERSION, MAX_MANIFEST_BYTES, SNIPPET_CHARS, STORE_FILES, IndexNotFoundError, Manifest, ReferenceFileEntry,
-    TextForm, ValueIndexError, file_error, format_text, rebuild_hint,
+    FORMAT_VERSION, KEPT_FILES, MAX_MANIFEST_BYTES, SNIPPET_CHARS, STORE_FILES, IndexNotFoundError, Manifest,
+    ReferenceFileEntry, TextForm, ValueIndexError, file_error, format_text, rebuild_hint,
 )
 from valueguard.reference.dataset import ReferenceSet, sha256_file
 from valueguard.values import VALUE_NAMES
@@ -207,7 +207,7 @@ class ReferenceIndex:
                 f"index at {directory} has dimension {m.dimension}, the embedder gives {dimension}; "
                 f"{rebuild_hint(directory)}"
             )
-        for name in dict.fromkeys((*STORE_FILES, *required, *m.files)):
+        for name in dict.fromkeys((*STORE_FILES, *required, *(n for n in m.files if n not in KEPT_FILES))):
             path = directory / name
             if not path.is_file():
                 raise ValueIndexError(f"index at {directory} is missing {name}; {rebuild_hint(directory)}")

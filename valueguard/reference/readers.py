@@ -1,9 +1,10 @@
 """Readers: a path in, reference records out, every problem counted in a ReadReport (never dropped silently).
 
-Three formats, told apart by the keys of a file's first JSON object:
+Four formats, told apart by the keys of a file's first JSON object:
 - FULCRA annotated pairs: `dialogue` ("Human: ...\\nBob: ...") and `value_types` (["security: -1", ...]);
 - FULCRA evaluator-scored responses: `prompt`, `answer`, `value_reward` (10 floats in the basic-value order);
-- canonical: the fields of `ReferenceRecord`.
+- canonical: the fields of `ReferenceRecord`;
+- labels: a user's judgements, `response` and `against` / `upholds` / `violation` (reference/labels.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from valueguard.reference.formats import Format, FormatTable, keys
-from valueguard.reference.record import ReadReport, ReferenceRecord, iter_jsonl, json_lines
+from valueguard.reference.labels import JUDGEMENT_KEYS, read_labels
+from valueguard.reference.record import ReadReport, ReferenceRecord, file_stem, iter_jsonl, json_lines
 from valueguard.values import N_VALUES, VALUE_NAMES, ValueVector, basic_value_of
 
 Reader = Callable[[Path, ReadReport], Iterator[ReferenceRecord]]
@@ -36,11 +38,6 @@ def parse_label(label: str) -> tuple[str, int] | None:
     if basic is None or score is None:
         return None
     return basic, score
-
-
-def file_stem(path: Path) -> str:
-    name = path.name
-    return name[: -len(".jsonl")] if name.endswith(".jsonl") else path.stem
 
 
 def read_annotated(path: Path, report: ReadReport) -> Iterator[ReferenceRecord]:
@@ -123,6 +120,8 @@ READERS: FormatTable[Reader] = FormatTable([
     Format("annotated", keys("dialogue", "value_types"), read_annotated),
     Format("scored", keys("answer", "value_reward"), read_scored),
     Format("canonical", keys("response", "values"), read_canonical),
+    # After canonical: a line with `values` is a record; one with a judgement key and no `values` is a label.
+    Format("labels", keys("response"), read_labels, any_of=keys(*JUDGEMENT_KEYS)),
 ])
 
 
@@ -144,7 +143,8 @@ def sniff_format(path: Path) -> str:
     raise ValueError(
         f"{path}: not a reference file valueguard knows: expected FULCRA annotated pairs "
         f"(dialogue, value_types), FULCRA evaluator scores (prompt, answer, value_reward) or canonical "
-        f"records (id, prompt, response, values, source, label_kind; values over {', '.join(VALUE_NAMES)})"
+        f"records (id, prompt, response, values, source, label_kind; values over {', '.join(VALUE_NAMES)}) or "
+        f"a labels file (prompt, response, against / upholds / violation: docs/teach.md)"
     )
 
 

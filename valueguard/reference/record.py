@@ -194,3 +194,9 @@ def iter_jsonl(path: str | Path, report: ReadReport, *,
             report.bad_line(line_no, obj)
         else:
             yield line_no, obj
+
+
+def file_stem(path: Path) -> str:
+    """chat.jsonl -> chat: the part of a file's name that record ids start with."""
+    name = path.name
+    return name[: -len(".jsonl")] if name.endswith(".jsonl") else path.stem

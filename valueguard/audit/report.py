@@ -14,7 +14,8 @@ import hashlib
 import math
 from typing import Any
 
-from valueguard.audit.report_cells import EXCERPT, _e, _excerpt, _num, _user, _values_cells  # noqa: F401 (EXCERPT: read here by the tests)
+# EXCERPT is read from here by the tests (the report's one length), though the cells use it.
+from valueguard.audit.report_cells import EXCERPT, _e, _excerpt, _num, _user, _values_cells  # noqa: F401
 from valueguard.audit.report_profiles import profiles_section, target_shapes
 from valueguard.policy.actions import ACTIONS
 from valueguard.values import VALUE_NAMES

@@ -4,8 +4,8 @@ A rule can be calibrated when all its thresholds are of one kind: `against` prob
 scores (`below`) or distances from a profile (`distance_above`). They move together to one new threshold,
 chosen on held-out estimates (heldout.py): the most recall at the target precision, the most precision at the
 target recall, or the most recall at which the rule fires on no more than a target share of benign responses
-(estimates of unlabelled, plainly benign turns: a log rule that fires on most of them is noise a person learns to ignore). Confidence
-thresholds are left as they are. The result is a new policy; the old file is never touched.
+(estimates of unlabelled, plainly benign turns: a log rule that fires on most of them is noise a person learns
+to ignore). Confidence thresholds are left as they are. The result is a new policy; the old file is never touched.
 """
 
 from __future__ import annotations

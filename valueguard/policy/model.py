@@ -32,7 +32,7 @@ BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
 __all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError",
-           "Rule", "bundled_names"]
+           "Rule", "bind_profiles", "bundled_names"]
 _did_you_mean = did_you_mean
 
 

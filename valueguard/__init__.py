@@ -22,6 +22,7 @@ _EXPORTS = {
     "Verdict": "valueguard.guard.guard",
     "ResponseBlocked": "valueguard.guard.rewrite",
     "Rewriter": "valueguard.guard.rewrite",
+    "ValueReward": "valueguard.guard.reward",
     "Policy": "valueguard.policy.model",
     "Decision": "valueguard.policy.model",
     "PolicyError": "valueguard.policy.loading",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from valueguard.estimation.readout import ReadOut
     from valueguard.estimation.value_index import ValueIndex
     from valueguard.guard.guard import ValueGuard, Verdict
+    from valueguard.guard.reward import ValueReward
     from valueguard.guard.rewrite import ResponseBlocked, Rewriter
     from valueguard.policy.loading import PolicyError
     from valueguard.policy.model import Decision, Policy

@@ -30,7 +30,7 @@ INVALID = [
     # two forms in one condition
     (HEADER + "rules:\n" + rule("{value: power, below: 0, confidence_below: 0.2}"),
      "x.yaml:7 rules[0].when: a condition has exactly one of value, against, confidence_below, confidence_above, "
-     "all, any, not; got value, confidence_below"),
+     "all, any, not, profile; got value, confidence_below"),
     # a probability threshold outside [0, 1]
     (HEADER + "rules:\n" + rule("{against: power, above: -0.2}"),
      "x.yaml:7 rules[0].when: an against threshold is a probability, between 0 and 1"),

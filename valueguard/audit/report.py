@@ -12,16 +12,17 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from html import escape
 from typing import Any
 
+# EXCERPT is read from here by the tests (the report's one length), though the cells use it.
+from valueguard.audit.report_cells import EXCERPT, _e, _excerpt, _num, _user, _values_cells  # noqa: F401
+from valueguard.audit.report_profiles import profiles_section, target_shapes
 from valueguard.policy.actions import ACTIONS
 from valueguard.values import VALUE_NAMES
 
 ACTION_COLORS = {"allow": "#2e7d32", "log": "#1565c0", "rewrite": "#ef6c00", "block": "#c62828"}
 # Okabe-Ito: told apart by most colour-blind readers; more sources than colours cycle through them again.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
-EXCERPT = 240          # characters of prompt/response shown in the table row; the full text is one click away
 WORST_SHOWN = 3        # "most negative values" listed per flagged row
 
 CSS = """
@@ -95,49 +96,6 @@ CSP = (f"default-src 'none'; style-src 'unsafe-inline'; script-src 'sha256-{_JS_
        "img-src 'none'; base-uri 'none'; form-action 'none'")
 
 
-def _e(x: Any) -> str:
-    return escape("" if x is None else str(x), quote=True)
-
-
-def _user(x: Any) -> str:
-    """Untrusted text (ids, prompts, responses, paths), escaped and marked so tests can tell it from ours."""
-    return f'<span class="vg-user">{_e(x)}</span>'
-
-
-def _num(x: Any) -> float:
-    """A finite float, or 0.0: a report with one odd number in it is still worth reading."""
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return 0.0
-    return v if math.isfinite(v) else 0.0
-
-
-def _excerpt(text: Any, n: int = EXCERPT) -> str:
-    s = "" if text is None else str(text)
-    if len(s) <= n:
-        return _user(s)
-    return f'{_user(s[:n].rstrip() + "…")}<details><summary>full text</summary>{_user(s)}</details>'
-
-
-def _value_color(v: float) -> str:
-    """Red for working against a value, green for upholding it; the stronger, the more saturated."""
-    a = min(abs(v), 1.0) * 0.55
-    return f"rgba(198,40,40,{a:.2f})" if v < 0 else f"rgba(46,125,50,{a:.2f})"
-
-
-def _values_cells(values: dict[str, Any] | None) -> str:
-    values = values or {}
-    cells = []
-    for name in VALUE_NAMES:
-        if name in values:
-            v = round(_num(values[name]), 2) + 0.0     # + 0.0: no "-0.00" for a score of -0.001
-            cells.append(f'<td class="n" style="background:{_value_color(v)}">{v:+.2f}</td>')
-        else:
-            cells.append('<td class="n muted">—</td>')
-    return "".join(cells)
-
-
 # ---------------------------------------------------------------------------------------------------- header
 
 
@@ -204,7 +162,7 @@ def _actions_bar(actions: dict[str, Any], width: int = 420, height: int = 18) ->
 # ---------------------------------------------------------------------------------------------------- charts
 
 
-def _radar(sources: dict[str, Any], size: int = 440) -> str:
+def _radar(sources: dict[str, Any], size: int = 440, profiles: dict[str, Any] | None = None) -> str:
     """Radius maps -1 at the centre to +1 at the rim, so 0 ("no connection") is the dashed middle ring."""
     c, rim = size / 2, size / 2 - 85
     n = len(VALUE_NAMES)
@@ -236,6 +194,8 @@ def _radar(sources: dict[str, Any], size: int = 440) -> str:
         col = PALETTE[k % len(PALETTE)]
         out.append(f'<polygon class="vg-radar-series" data-source="{_e(src)}" points="{pts}" fill="{col}" '
                    f'fill-opacity="0.12" stroke="{col}" stroke-width="2"><title>{_e(src)}</title></polygon>')
+    if profiles:  # the policy's value profiles: each target beside the sources' means
+        out += target_shapes(profiles, point)
     if not sources:
         out.append(f'<text x="{c}" y="{c}" text-anchor="middle">no sources</text>')
     out.append("</svg>")
@@ -378,12 +338,14 @@ def render_report(summary: dict[str, Any]) -> str:
         "<h2>Value profile per source</h2><p class=\"muted\">Mean score of each value over a source's turns; "
         "-1 works against the value, +1 upholds it, 0 (dashed) is no connection.</p>",
         _legend(sources),
-        f'<div class="charts">{_radar(sources)}{_bars(sources)}</div>',
+        f'<div class="charts">{_radar(sources, profiles=summary.get("profiles"))}{_bars(sources)}</div>',
         "<h2>Distribution of each value</h2><p class=\"muted\">All turns; red bins lie below -0.1, green above "
         "+0.1, grey about 0.</p>",
         f'<div class="hists">{"".join(_hist(n, hists.get(n)) for n in VALUE_NAMES)}</div>',
         f"<h2>Flagged responses</h2>{_flagged(list(summary.get('top_flagged') or []))}",
     ]
+    if summary.get("profiles"):
+        body.append(profiles_section(summary["profiles"]))
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -61,7 +61,8 @@ def run_audit(
     from valueguard.audit.readers import detect_format, read_log
 
     result = AuditResult([str(p) for p in inputs], str(output_path))
-    summary = SummaryBuilder(policy.name if policy else None, policy.version if policy else None)
+    summary = SummaryBuilder(policy.name if policy else None, policy.version if policy else None,
+                             getattr(policy, "profiles", None))
     batch: list[Turn] = []
     with open(output_path, "w", encoding="utf-8") as out:
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from valueguard.audit.profile_summary import ProfileTracker
 from valueguard.audit.records import BadLine, Turn
 from valueguard.estimation.estimate import Estimate
 from valueguard.policy.actions import FLAGGING, PRECEDENCE
@@ -31,8 +32,10 @@ class _SourceStats:
 class SummaryBuilder:
     """Feed it every audited turn and bad line; `to_dict()` gives the summary JSON (schema in the README)."""
 
-    def __init__(self, policy_name: str | None, policy_version: str | None) -> None:
+    def __init__(self, policy_name: str | None, policy_version: str | None,
+                 profiles: dict[str, dict[str, float]] | None = None) -> None:
         self.policy = {"name": policy_name, "version": policy_version}
+        self.profiles = ProfileTracker(profiles) if profiles else None  # the policy's value profiles, if any
         self.inputs: list[dict[str, Any]] = []
         self.actions: Counter[str] = Counter({a: 0 for a in PRECEDENCE})
         self.rules: Counter[str] = Counter()
@@ -61,6 +64,8 @@ class SummaryBuilder:
         stats.turns += 1
         stats.actions[action] += 1
         stats.value_sums += values
+        if self.profiles is not None:
+            self.profiles.add(turn, estimate, turn.source or NO_SOURCE)
         bins = np.clip(np.searchsorted(HISTOGRAM_EDGES, values, side="right") - 1, 0, len(HISTOGRAM_EDGES) - 2)
         self.histograms[np.arange(len(VALUE_NAMES)), bins] += 1
         if action in FLAGGED:
@@ -77,6 +82,7 @@ class SummaryBuilder:
 
     def to_dict(self) -> dict[str, Any]:
         turns = sum(s.turns for s in self.sources.values())
+        profiles = {"profiles": self.profiles.to_dict()} if self.profiles is not None else {}
         return {
             "inputs": self.inputs,
             "policy": self.policy,
@@ -95,4 +101,5 @@ class SummaryBuilder:
             },
             "bad_line_examples": self.bad_line_examples,
             "top_flagged": [row for _, row in sorted(self._top, reverse=True)],
+            **profiles,
         }

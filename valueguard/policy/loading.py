@@ -225,7 +225,7 @@ def _dotted(path: tuple[Any, ...]) -> str:
 def format_errors(error: ValidationError, root: yaml.Node | None, filename: str, known: list[str]) -> str:
     lines = []
     for err in error.errors():
-        loc = tuple(err["loc"])
+        loc = tuple(err["loc"]) + tuple((err.get("ctx") or {}).get("at", ()))  # profiles.located: a place below
         line = _line_of(root, loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

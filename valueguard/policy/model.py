@@ -5,6 +5,8 @@ A condition is one of:
                                                           value (NAME may be `any`: any of the 10)
     {value: NAME, below: X}  /  {value: NAME, above: X}   a value's score (NAME may be `any`: any of the 10)
     {confidence_below: X}    /  {confidence_above: X}     the estimator's confidence
+    {profile: NAME, distance_above: X} / distance_below   the distance in [0, 1] from a profile's target
+                                                          (profiles.py; the policy's `profiles:` names them)
     {all: [COND, ...]}  /  {any: [COND, ...]}  /  {not: COND}
 """
 
@@ -18,9 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from valueguard.policy.loading import MAX_POLICY_BYTES, PolicyError, check_limits, clip, did_you_mean, format_errors, parse
+from valueguard.policy.profiles import distance, located, validate_profiles
 from valueguard.values import VALUE_NAMES, ValueVector, normalize_name
 from valueguard.estimation.windows import MAX_CHARS_DEFAULT, MIN_MAX_CHARS
 from valueguard.policy.actions import ACTIONS, FLAGGING, PRECEDENCE, Action
@@ -29,13 +32,13 @@ BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
 __all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError",
-           "Rule", "bundled_names"]
+           "Rule", "bind_profiles", "bundled_names"]
 _did_you_mean = did_you_mean
 
 
 _CONDITION_KEYS = ("value", "against", "below", "above", "confidence_below", "confidence_above", "all", "any",
-                   "not")
-_FORMS = ("value", "against", "confidence_below", "confidence_above", "all", "any", "not")
+                   "not", "profile", "distance_above", "distance_below")
+_FORMS = ("value", "against", "confidence_below", "confidence_above", "all", "any", "not", "profile")
 
 
 class Condition(BaseModel):
@@ -60,6 +63,13 @@ class Condition(BaseModel):
     any_: list[Condition] | None = Field(default=None, alias="any", min_length=1,
                                          description="Fires when at least one listed condition fires.")
     not_: Condition | None = Field(default=None, alias="not", description="Fires when the condition does not.")
+    profile: str | None = Field(default=None, description="A profile's name (the policy's `profiles:`): tests the "
+                                "distance, in [0, 1], of the response's values from its target.")
+    distance_above: float | None = Field(default=None, ge=0, le=1,
+                                         description="Fires when the distance from the profile is above this.")
+    distance_below: float | None = Field(default=None, ge=0, le=1,
+                                         description="Fires when the distance from the profile is below this.")
+    _target: dict[str, float] | None = PrivateAttr(default=None)  # the profile's target, bound by the Policy
 
     @model_validator(mode="before")
     @classmethod
@@ -84,6 +94,10 @@ class Condition(BaseModel):
                 raise ValueError("an against threshold is a probability, between 0 and 1")
         elif "below" in data or "above" in data:
             raise ValueError("below/above go with value or against: {value: NAME, below: X}")
+        if form == "profile" and "distance_above" not in data and "distance_below" not in data:
+            raise ValueError(f"profile {clip(data['profile'])} needs a threshold: distance_above or distance_below")
+        if form != "profile" and ("distance_above" in data or "distance_below" in data):
+            raise ValueError("distance_above/distance_below go with profile: {profile: NAME, distance_above: X}")
         return data
 
     @field_validator("value", "against")
@@ -92,6 +106,12 @@ class Condition(BaseModel):
         return v if v in (None, "any") else normalize_name(v)
 
     def holds(self, values: ValueVector, confidence: float, against: Mapping[str, float] | None = None) -> bool:
+        if self.profile is not None:
+            if self._target is None:
+                raise ValueError(f"profile {self.profile!r} is not bound: a profile condition is read in a Policy")
+            d = distance(self._target, values, against)
+            return ((self.distance_above is None or d > self.distance_above)
+                    and (self.distance_below is None or d < self.distance_below))
         if self.value is not None or self.against is not None:
             if self.value is not None:
                 scores = list(values.values()) if self.value == "any" else [values[self.value]]
@@ -115,7 +135,7 @@ class Condition(BaseModel):
         return not self.not_.holds(values, confidence, against)
 
 
-_THRESHOLDS = ("below", "above", "confidence_below", "confidence_above")
+_THRESHOLDS = ("below", "above", "confidence_below", "confidence_above", "distance_above", "distance_below")
 
 
 def _check_types(data: dict) -> None:
@@ -127,8 +147,9 @@ def _check_types(data: dict) -> None:
                 raise ValueError(f"{key} must be a number, got {_kind(v)}")
             if v != v:
                 raise ValueError(f"{key} must be a number, got NaN")
-        elif key in ("value", "against") and not isinstance(v, str):
-            raise ValueError(f"{key} must be a value's name (a string), got {_kind(v)}")
+        elif key in ("value", "against", "profile") and not isinstance(v, str):
+            what = "a profile's" if key == "profile" else "a value's"
+            raise ValueError(f"{key} must be {what} name (a string), got {_kind(v)}")
         elif key in ("all", "any") and (not isinstance(v, list) or not v):
             raise ValueError(f"{key} must be a non-empty list of conditions, got {_kind(v)}")
         elif key == "not" and not isinstance(v, dict):
@@ -193,7 +214,22 @@ class Policy(BaseModel):
     name: str = Field(description="Short name, logged with every decision.")
     description: str = Field(description="What the policy is for.")
     defaults: Defaults = Field(default_factory=Defaults, description="Settings that apply to every rule.")
+    profiles: dict[str, dict[str, float]] = Field(
+        default_factory=dict, exclude_if=lambda v: not v,  # a policy without profiles dumps as it did
+        description="Target value profiles by name: {value: target score in [-1, 1]}; a value "
+        "left out is don't-care. Conditions {profile: NAME, distance_above: X} test the distance from one.")
     rules: list[Rule] = Field(description="The rules; every rule that fires is reported.")
+
+    @field_validator("profiles", mode="before")
+    @classmethod
+    def _profiles(cls, v: Any) -> Any:
+        return validate_profiles(v)
+
+    @model_validator(mode="after")
+    def _bind_profiles(self) -> Policy:
+        for i, rule in enumerate(self.rules):
+            bind_profiles(rule.when, self.profiles, ("rules", i, "when"))
+        return self
 
     @field_validator("version", mode="before")
     @classmethod
@@ -256,6 +292,21 @@ class Policy(BaseModel):
         except ValidationError as e:
             known = [*Policy.model_fields, *Defaults.model_fields, *Rule.model_fields]
             raise PolicyError(format_errors(e, node, filename, known)) from None
+
+
+def bind_profiles(condition: Condition, profiles: Mapping[str, dict[str, float]], at: tuple[Any, ...] = ()) -> None:
+    """Give each profile condition under `condition` its target; an unknown name is an error located at it."""
+    if condition.profile is not None:
+        if condition.profile not in profiles:
+            known = f"; profiles: {', '.join(profiles)}" if profiles else "; the policy has no profiles:"
+            raise located(f"unknown profile {clip(condition.profile)}"
+                          f"{_did_you_mean(condition.profile, list(profiles))}{known}", at)
+        condition._target = profiles[condition.profile]
+    for name, children in (("all", condition.all_), ("any", condition.any_)):
+        for j, child in enumerate(children or ()):
+            bind_profiles(child, profiles, (*at, name, j))
+    if condition.not_ is not None:
+        bind_profiles(condition.not_, profiles, (*at, "not"))
 
 
 @dataclass(frozen=True)

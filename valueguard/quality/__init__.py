@@ -1,2 +1,3 @@
 """The quality layer: held-out estimates through the ReadOut protocol (heldout.py), their metrics (metrics.py),
-threshold calibration (calibration.py) and `valueguard eval --compare` (compare.py)."""
+threshold calibration (calibration.py), `valueguard eval --compare` (compare.py) and `valueguard reward-eval`
+(reward_eval.py)."""

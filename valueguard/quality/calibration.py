@@ -1,11 +1,11 @@
 """Calibrate a policy: move each rule's thresholds until its flags meet a precision or recall target.
 
-A rule can be calibrated when all its thresholds are of one kind: `against` probabilities (`above`) or value
-scores (`below`). They move together to one new threshold, chosen on held-out estimates (heldout.py):
-the most recall at the target precision, the most precision at the target recall, or the most recall at which
-the rule fires on no more than a target share of benign responses (estimates of unlabelled, plainly benign
-turns: a log rule that fires on most of them is noise a person learns to ignore). Confidence
-thresholds are left as they are. The result is a new policy; the old file is never touched.
+A rule can be calibrated when all its thresholds are of one kind: `against` probabilities (`above`), value
+scores (`below`) or distances from a profile (`distance_above`). They move together to one new threshold,
+chosen on held-out estimates (heldout.py): the most recall at the target precision, the most precision at the
+target recall, or the most recall at which the rule fires on no more than a target share of benign responses
+(estimates of unlabelled, plainly benign turns: a log rule that fires on most of them is noise a person learns
+to ignore). Confidence thresholds are left as they are. The result is a new policy; the old file is never touched.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import Any, Literal
 import numpy as np
 
 from valueguard.quality.heldout import HeldOut
-from valueguard.policy.model import Condition, Policy, Rule
+from valueguard.policy.model import Condition, Policy, Rule, bind_profiles
 from valueguard.values import VALUE_NAMES, ValueVector
 
 Goal = Literal["precision", "recall", "benign"]
-_GRID = {"against": np.round(np.arange(0.02, 0.99, 0.01), 2), "value": np.round(np.arange(-0.98, 0.0, 0.01), 2)}
+_GRID = {"against": np.round(np.arange(0.02, 0.99, 0.01), 2), "value": np.round(np.arange(-0.98, 0.0, 0.01), 2),
+         "profile": np.round(np.arange(0.02, 0.99, 0.01), 2)}
 
 
 @dataclass
@@ -48,10 +49,21 @@ def _leaves(c: Condition) -> list[Condition]:
 def _kind(rule: Rule) -> str | None:
     kinds = {("against" if leaf.against else "value") for leaf in _leaves(rule.when)
              if leaf.against is not None or leaf.value is not None}
+    kinds |= {"profile" for leaf in _leaves(rule.when) if leaf.profile is not None}
     ok = all((leaf.against is not None and leaf.above is not None and leaf.below is None)
              or (leaf.value is not None and leaf.below is not None and leaf.above is None)
-             for leaf in _leaves(rule.when) if leaf.against is not None or leaf.value is not None)
+             or (leaf.profile is not None and leaf.distance_above is not None and leaf.distance_below is None)
+             for leaf in _leaves(rule.when)
+             if leaf.against is not None or leaf.value is not None or leaf.profile is not None)
     return kinds.pop() if len(kinds) == 1 and ok else None
+
+
+def _threshold(leaf: Condition, kind: str) -> float | None:
+    """The leaf's threshold of `kind` (None when it has none)."""
+    if kind == "profile":
+        return leaf.distance_above if leaf.profile is not None else None
+    return leaf.above if kind == "against" and leaf.against is not None else \
+        leaf.below if kind == "value" and leaf.value is not None else None
 
 
 def _with_threshold(data: Any, kind: str, t: float) -> Any:
@@ -65,6 +77,8 @@ def _with_threshold(data: Any, kind: str, t: float) -> Any:
         out["above"] = float(t)
     if kind == "value" and "value" in out:
         out["below"] = float(t)
+    if kind == "profile" and "profile" in out:
+        out["distance_above"] = float(t)
     return out
 
 
@@ -90,8 +104,8 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
     for i, rule in enumerate(policy.rules):
         goal_target = targets.get(rule.id) or targets.get(rule.action) or targets.get("*")
         kind = _kind(rule)
-        old = next((leaf.above if kind == "against" else leaf.below for leaf in _leaves(rule.when)
-                    if (leaf.against if kind == "against" else leaf.value) is not None), None) if kind else None
+        old = next((_threshold(leaf, kind) for leaf in _leaves(rule.when) if _threshold(leaf, kind) is not None),
+                   None) if kind else None
         if goal_target is None or kind is None:
             flags = rule_flags(rule, h)
             p, r = _rates(flags, y)
@@ -103,6 +117,7 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
         for t in _GRID[kind]:
             candidate = Rule.model_validate({**data["rules"][i], "when": _with_threshold(data["rules"][i]["when"],
                                                                                           kind, t)})
+            bind_profiles(candidate.when, policy.profiles)
             flags = rule_flags(candidate, h)
             p, r = _rates(flags, y)
             if goal == "precision" and p >= target and (best is None or r > best[0]):

@@ -70,7 +70,7 @@ def test_a_bad_policy_file_error_names_its_path(tmp_path):
         Policy.load(path)
 
 
-@pytest.mark.parametrize("name", ["default", "strict", "audit-only"])
+@pytest.mark.parametrize("name", ["default", "strict", "audit-only", "children-learning", "creative-writing"])
 def test_bundled_policies_load_by_name(name):
     policy = Policy.load(name)
     assert policy.name == name and policy.rules and all(r.description for r in policy.rules)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from valueguard import policy_yaml
+from valueguard.policy import loading as policy_yaml
 from valueguard.policy.model import Policy, PolicyError
 from valueguard.values import VALUE_NAMES, ValueVector
 

@@ -75,13 +75,14 @@ def test_eval_compare_prints_every_read_out_side_by_side(run, stance_reference, 
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert [row["read_out"] for row in out["rows"]] == ["kNN", "value model, response only",
-                                                       "value model, response + prompt"]
+                                                       "value model, response + prompt",
+                                                       "pair (value model + prompt-response pair vector)"]
     assert out["benign_rows"] == 40  # one last chosen turn per line
     for row in out["rows"]:
         assert row["stance_pairs"]["pairs"] > 0 and 0 <= row["stance_pairs"]["accuracy"] <= 1
         assert 0 <= row["fulcra_ap"] <= 1 and 0 <= row["benign"]["intervened"] + row["benign"]["logged"] <= 1
     table = run("eval", "--compare", *args, *benign, "--folds", "3").stdout
-    assert table.count("\n| ") == 4 and "stance pairs" in table and "benign intervened" in table
+    assert table.count("\n| ") == 5 and "stance pairs" in table and "benign intervened" in table
 
 
 @pytest.mark.model  # builds an index or embeds from the command line

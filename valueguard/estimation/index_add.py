@@ -23,10 +23,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -107,11 +106,8 @@ def refit_readout(store: ReferenceIndex, responses: Sequence[str], prompts: Sequ
 
     `responses` / `prompts`: each row's texts (the best there are: see the module's docstring); `prompt_emb`: (m, d)
     prompt vectors, or (m, 0) for a read-out that does not read prompts."""
-    data: dict[str, Any] = {"responses": list(responses), "prompts": list(prompts), "response_emb": store.embeddings(),
-            "prompt_emb": prompt_emb, "reference": reference_arrays(store)}
-    if "model_id" in {f.name for f in fields(ReadOutFit)}:  # the embedding model, for a read-out that encodes
-        data["model_id"] = store.model
-    return readout_class(store.manifest.readout).fit(ReadOutFit(**data))
+    return readout_class(store.manifest.readout).fit(ReadOutFit(
+        list(responses), list(prompts), store.embeddings(), prompt_emb, reference_arrays(store), model_id=store.model))
 
 
 def read_new_rows(paths: Sequence[str | Path], index: ValueIndex,

@@ -75,7 +75,7 @@ class PairEncoder:
             vecs = self._onnx.embed_pairs([p for _, p, _ in todo], [r for _, _, r in todo])
             for k, v in zip(todo, vecs):
                 _MEMO[k] = v
-        out = np.vstack([_MEMO[k] for k in keys]) if keys else np.zeros((0, 384), np.float32)
+        out = np.vstack([_MEMO[k] for k in keys]) if keys else np.zeros((0, self._onnx.dimension), np.float32)
         while len(_MEMO) > _MEMO_SIZE:
             _MEMO.popitem(last=False)
         return out
@@ -96,8 +96,11 @@ class Stacker:
 
     @classmethod
     def fit(cls, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray, ref: ReferenceArrays) -> Stacker:
-        a = [fit_logistic(_design(pair, vm_against, vm_upholds, v), ref.against[:, v], STACKER_L2) for v in range(N_VALUES)]
-        u = [fit_logistic(_design(pair, vm_against, vm_upholds, v), ref.upholds[:, v], STACKER_L2) for v in range(N_VALUES)]
+        a, u = [], []
+        for v in range(N_VALUES):
+            x = _design(pair, vm_against, vm_upholds, v)
+            a.append(fit_logistic(x, ref.against[:, v], STACKER_L2))
+            u.append(fit_logistic(x, ref.upholds[:, v], STACKER_L2))
         return cls(np.vstack(a), np.vstack(u))
 
     def predict(self, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -207,3 +207,22 @@ def test_quiet_is_taken_before_or_after_the_command(tmp_path, monkeypatch, index
     structlog.reset_defaults()
     assert r.exit_code == 0, r.output
     assert list(json.loads(r.stdout)["values"]) == list(VALUE_NAMES)
+
+
+@pytest.mark.model  # cross-validates the pair read-out from the command line
+def test_calibrate_on_the_pair_readout_reuses_saved_held_out_estimates(run, small_reference, tmp_path):
+    args = [a for p in small_reference for a in ("--reference", p)]
+    cache = tmp_path / "held-out"
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    r1 = run("calibrate", "--policy", "default", "--target-precision", "block=0.5", "--readout", "pair",
+             "--held-out-cache", cache, "--out", first, *args, "--folds", "3")
+    assert r1.exit_code == 0, r1.output
+    assert "reused" not in r1.output and len(list(cache.glob("held-out-*.npz"))) == 1
+    r2 = run("calibrate", "--policy", "default", "--target-precision", "block=0.5", "--readout", "pair",
+             "--held-out-cache", cache, "--out", second, *args, "--folds", "3")
+    assert r2.exit_code == 0 and "held-out estimates reused" in r2.output
+    assert "read-out pair" in first.read_text().splitlines()[0]
+    assert first.read_text() == second.read_text()  # the same estimates give the same thresholds
+    r3 = run("calibrate", "--policy", "default", "--target-precision", "block=0.5", "--readout", "model",
+             "--held-out-cache", cache, "--out", tmp_path / "c.yaml", *args, "--folds", "3")
+    assert r3.exit_code == 0 and "reused" not in r3.output  # another read-out is another result

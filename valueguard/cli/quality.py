@@ -27,7 +27,8 @@ test_option = click.option(
 folds_option = click.option("--folds", default=5, show_default=True, type=click.IntRange(2, 20),
                             help="Cross-validation folds (rows of one prompt share a fold).")
 readout_option = click.option("--readout", type=click.Choice(list(READOUTS)), default=DEFAULT_READOUT,
-                              show_default=True, help="How neighbours become values: the fitted value model, or plain kNN.")
+                              show_default=True, help="How an estimate is read out: pair (value model plus a stacker over the (prompt, response) "
+                                   "pair), model (the value model over the neighbours), or knn (plain kNN).")
 prompt_option = click.option("--no-prompt", "no_prompt", is_flag=True,
                              help="Estimate from the responses alone, as for calls that pass no prompt.")
 model_option = click.option("--model", default=None,
@@ -38,16 +39,32 @@ backend_option = click.option(
          "either way, as `index build` makes it.")
 
 
-def _held_out(references, tests, folds, readout, no_prompt, model, backend="torch"):
-    from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
-    from valueguard.embedders.backends import make_embedder
-    from valueguard.quality.heldout import cross_validate, held_out
-    from valueguard.reference import ReferenceSet, fulcra_files
+def _held_out(references, tests, folds, readout, no_prompt, model, backend="torch", cache: Path | None = None):
+    from valueguard.quality.heldout_cache import held_out_key, load_held_out, save_held_out
+    from valueguard.reference import fulcra_files
 
     paths = list(references) or fulcra_files(data_dir())
     if not paths:
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`, or name files "
                        "with --reference")
+    key = held_out_key([*paths, *tests], {"folds": folds, "readout": readout, "prompt": not no_prompt,
+                                          "model": model or default_model(), "backend": backend,
+                                          "references": len(paths), "tests": len(tests)})
+    if cache is not None and (saved := load_held_out(cache, key)) is not None:
+        click.echo(f"held-out estimates reused from {cache} ({key})", err=True)
+        return saved
+    h, setup = _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend)
+    if cache is not None:
+        save_held_out(cache, key, h, setup)
+    return h, setup
+
+
+def _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend):
+    from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
+    from valueguard.embedders.backends import make_embedder
+    from valueguard.quality.heldout import cross_validate, held_out
+    from valueguard.reference import ReferenceSet
+
     ref = ReferenceSet.from_files(paths)
     for report in ref.reports:
         if report.bad_lines:
@@ -101,7 +118,7 @@ def _benign_turns(path: Path | None, lines: int) -> list[tuple[str, str | None]]
     return list(dict.fromkeys(last.values()))
 
 
-def _benign_held_out(references, model, benign_path, benign_lines):
+def _benign_held_out(references, model, benign_path, benign_lines, readout):
     """Benign turns estimated from an index (and value model) of all the reference rows; None without any."""
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.quality.heldout import estimate_unlabelled
@@ -112,7 +129,7 @@ def _benign_held_out(references, model, benign_path, benign_lines):
         return None
     ref = ReferenceSet.from_files(list(references) or fulcra_files(data_dir()))
     return estimate_unlabelled(ref, [t for t, _ in benign], [p for _, p in benign],
-                               SentenceTransformerEmbedder(model or default_model()))
+                               SentenceTransformerEmbedder(model or default_model()), readout=readout)
 
 
 def _compare(references, folds, model, policy, benign_path, benign_lines, as_json) -> None:
@@ -238,9 +255,14 @@ def _targets(values: tuple[str, ...], goal: Goal) -> dict[str, tuple[Goal, float
 @test_option
 @folds_option
 @model_option
+@readout_option
+@click.option("--held-out-cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Save the held-out estimates in this folder, and reuse them when the files, split, read-out, "
+                   "model and valueguard's estimating code are all the same (two calibrations, one "
+                   "cross-validation).")
 @json_option
 def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, benign_lines, out, references, tests,
-                      folds, model, as_json) -> None:
+                      folds, model, readout, cache, as_json) -> None:
     """Write a policy whose thresholds meet a precision, recall or benign-rate target on held-out data."""
     import yaml
 
@@ -255,13 +277,13 @@ def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, 
         raise CliError(str(e)) from e
     targets = {**_targets(recall, "recall"), **_targets(precision, "precision"), **_targets(benign_rate, "benign")}
     out = out or Path(f"{Path(policy_name).stem}.calibrated.yaml")
-    benign = _benign_held_out(references, model, benign_path, benign_lines) if benign_rate else None
+    benign = _benign_held_out(references, model, benign_path, benign_lines, readout) if benign_rate else None
     if benign_rate and benign is None:
         raise CliError("--target-benign-rate needs benign turns: --benign FILE, or `valueguard data pull`")
-    h, setup = _held_out(references, tests, folds, "model", False, model)
+    h, setup = _held_out(references, tests, folds, readout, False, model, cache=cache)
     new, report = calibrate(policy, h, targets, benign=benign)
     header = (f"# Calibrated by `valueguard calibrate` from {policy_name} on "
-              f"{datetime.now(timezone.utc).date().isoformat()}: {setup['mode']}.\n"
+              f"{datetime.now(timezone.utc).date().isoformat()}: {setup['mode']}; read-out {readout}.\n"
               + "".join(f"# {r.rule} ({r.action}): "
                         + (f"{r.goal} target {r.target}; threshold {r.old} -> {r.new}; " if r.goal else "")
                         + f"held-out precision {_f(r.precision)}, recall {_f(r.recall)}"

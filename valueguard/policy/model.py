@@ -26,8 +26,8 @@ from valueguard.policy.actions import ACTIONS, FLAGGING, PRECEDENCE, Action
 BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
-__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "ConditionForm", "Decision", "Defaults", "Policy",
-           "PolicyError", "Rule", "bind_profiles", "bundled_names"]
+__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "ConditionForm", "Decision", "Defaults",
+           "Policy", "PolicyError", "Rule", "bind_profiles", "bundled_names"]
 _did_you_mean = did_you_mean
 
 

@@ -158,8 +158,10 @@ def _where(e: yaml.YAMLError, text: str, filename: str) -> str:
     return filename
 
 
-def check_limits(node: yaml.Node | None, filename: str) -> None:
-    """Rules, conditions and condition nesting, counted on the composed YAML before pydantic reads it."""
+def check_limits(node: yaml.Node | None, filename: str,
+                 nesting: frozenset[str] = frozenset({"all", "any", "not"})) -> None:
+    """Rules, conditions and condition nesting, counted on the composed YAML before pydantic reads it.
+    `nesting`: the keys under which a condition nests one condition or a list of them."""
     if not isinstance(node, yaml.MappingNode):
         return
     rules = next((v for k, v in node.value if k.value == "rules"), None)
@@ -185,10 +187,8 @@ def check_limits(node: yaml.Node | None, filename: str) -> None:
             if not isinstance(cond, yaml.MappingNode):
                 continue
             for k, v in cond.value:
-                if k.value == "not":
-                    stack.append((v, depth + 1))
-                elif k.value in ("all", "any") and isinstance(v, yaml.SequenceNode):
-                    stack.extend((c, depth + 1) for c in v.value)
+                if k.value in nesting:
+                    stack.extend((c, depth + 1) for c in (v.value if isinstance(v, yaml.SequenceNode) else [v]))
 
 
 # --- error messages with file:line -------------------------------------------------------------------------

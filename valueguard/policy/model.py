@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from valueguard.policy.loading import MAX_POLICY_BYTES, PolicyError, check_limits, clip, did_you_mean, format_errors, parse
-from valueguard.policy.conditions import TAGS, Condition, ConditionForm
+from valueguard.policy.conditions import NESTING, TAGS, Condition, ConditionForm
 from valueguard.policy.profiles import validate_profiles
 from valueguard.values import ValueVector
 from valueguard.estimation.windows import MAX_CHARS_DEFAULT, MIN_MAX_CHARS
@@ -157,7 +157,7 @@ class Policy(BaseModel):
         data, node = parse(text, filename)
         if not isinstance(data, dict):
             raise PolicyError(f"{filename}:1: a policy is a mapping with version, name, description and rules")
-        check_limits(node, filename)
+        check_limits(node, filename, NESTING)
         try:
             return cls.model_validate(data)
         except ValidationError as e:

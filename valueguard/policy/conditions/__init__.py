@@ -1,15 +1,16 @@
 """Policy conditions: a pydantic discriminated union of small forms, one class per form, told apart by the key
-each form has (YAML conditions carry no `kind`):
+each form has (a YAML condition carries no `kind`):
 
-    {value: NAME, below: X}  /  {value: NAME, above: X}   ValueScore          scores.py
-    {against: NAME, above: P}                             AgainstProbability  scores.py
-    {confidence_below: X}    /  {confidence_above: X}     ConfidenceBelow / ConfidenceAbove  confidence.py
-    {all: [COND, ...]}  /  {any: [COND, ...]}  /  {not: COND}  AllOf / AnyOf / Not    below
-    {profile: NAME, distance_above: X} / distance_below   ProfileDistance     profile.py
+    {value: NAME, below: X} / {value: NAME, above: X}    ValueScore                         scores.py
+    {against: NAME, above: P} / below: P                 AgainstProbability                 scores.py
+    {confidence_below: X} / {confidence_above: X}        ConfidenceBelow / ConfidenceAbove  confidence.py
+    {profile: NAME, distance_above: X} / distance_below  ProfileDistance                    profile.py
+    {all: [COND, ...]} / {any: [COND, ...]} / {not: COND}  AllOf / AnyOf / Not              here (they nest the union)
 
-A new form is a ConditionForm subclass (its fields, `check`, `holds`; `tuning` if calibration may move its
-threshold; `bind` if it reads the policy) and one line in `Condition`. Before a form is chosen, `check_shape`
-refuses what fits no form: not a mapping, an unknown key, no form key or two, a key of another form.
+A new form is a ConditionForm subclass (base.py: its fields, `check`, `holds`; `tuning` when calibration may move
+its threshold, `bind` when it reads the policy, `nests` and `children` when it holds conditions) and one line in
+`Condition` below. Before a form is chosen, `check_shape` refuses what fits none: not a mapping, an unknown key,
+no form's key or two, a key of another form; the keys it knows are the registered forms' fields.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from valueguard.policy.conditions.scores import AgainstProbability, ValueScore
 from valueguard.policy.loading import clip, did_you_mean
 from valueguard.values import ValueVector
 
-__all__ = ["FORMS", "TAGS", "AgainstProbability", "AllOf", "AnyOf", "Condition", "ConditionForm", "ConfidenceAbove",
-           "ConfidenceBelow", "Not", "ProfileDistance", "Tuning", "ValueScore", "check_shape"]
+__all__ = ["FORMS", "NESTING", "TAGS", "AgainstProbability", "AllOf", "AnyOf", "Condition", "ConditionForm",
+           "ConfidenceAbove", "ConfidenceBelow", "Not", "ProfileDistance", "Tuning", "ValueScore", "check_shape"]
 
 
 # --- the forms that nest conditions ---------------------------------------------------------------------------
@@ -36,6 +37,7 @@ class AllOf(ConditionForm):
     """`{all: [COND, ...]}`: every listed condition fires."""
 
     key: ClassVar[str] = "all"
+    nests: ClassVar[bool] = True
     example: ClassVar[str] = "{all: [COND, ...]}"
 
     all_: list[Condition] = Field(alias="all", min_length=1, description="Fires when every listed condition fires.")
@@ -58,6 +60,7 @@ class AnyOf(ConditionForm):
     """`{any: [COND, ...]}`: at least one listed condition fires."""
 
     key: ClassVar[str] = "any"
+    nests: ClassVar[bool] = True
     example: ClassVar[str] = "{any: [COND, ...]}"
 
     any_: list[Condition] = Field(alias="any", min_length=1,
@@ -81,6 +84,7 @@ class Not(ConditionForm):
     """`{not: COND}`: the condition does not fire."""
 
     key: ClassVar[str] = "not"
+    nests: ClassVar[bool] = True
     example: ClassVar[str] = "{not: COND}"
 
     not_: Condition = Field(alias="not", description="Fires when the condition does not.")
@@ -144,6 +148,7 @@ Condition = Annotated[Union[
 _ARMS = [get_args(arm) for arm in get_args(get_args(Condition)[0])]  # (form, Tag) for each line above
 FORMS: tuple[type[ConditionForm], ...] = tuple(form for form, _ in _ARMS)
 TAGS: dict[str, str] = {form.key: tag.tag for form, tag in _ARMS}  # form key -> its tag (in validation errors' loc)
+NESTING: frozenset[str] = frozenset(f.key for f in FORMS if f.nests)  # loading.check_limits follows these keys
 _KEYS = tuple(dict.fromkeys(k for f in FORMS for k in f.fields()))
-for _form in (AllOf, AnyOf, Not):
+for _form in (AllOf, AnyOf, Not):  # they name `Condition`, which exists only now
     _form.model_rebuild()

@@ -43,6 +43,7 @@ class ConditionForm(BaseModel):
     key: ClassVar[str]
     example: ClassVar[str]
     tuning: ClassVar[Tuning | None] = None
+    nests: ClassVar[bool] = False  # its key holds a condition or a list of them (counted by the policy's limits)
 
     @model_validator(mode="before")
     @classmethod

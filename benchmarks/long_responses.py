@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from estimator_choice import embed_cached, topk  # noqa: E402
 
 from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
-from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU
+from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.evidence import combine  # noqa: E402
 from valueguard.values.polarity import SCORED_VIOLATION
 from valueguard.estimation.folds import group_folds

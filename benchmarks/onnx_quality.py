@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from estimator_choice import HEADER, OUT, embed_cached, evaluate, row  # noqa: E402
 
 from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
-from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU  # noqa: E402
+from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU  # noqa: E402
 from valueguard.estimation.folds import group_folds  # noqa: E402
 from valueguard.index.manifest import format_text  # noqa: E402
 from valueguard.config import physical_cores  # noqa: E402

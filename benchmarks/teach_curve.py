@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
-from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU
+from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.readout import READOUTS
 from valueguard.quality.heldout import HeldOut, _embed, _predict, metrics
 from valueguard.reference import ReferenceSet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,17 @@ def test_a_first_check_without_an_export_exports_then_and_logs_it(tmp_path: Path
                                                                    onnx_int8: OnnxEmbedder):
     fresh = OnnxEmbedder(cache_dir=tmp_path)
     before = OnnxEmbedder.exports
-    with capture_logs() as logs:
-        out = fresh.embed(responses[:5])
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # as an application (the CLI) has it: no handler on the root logger
+    try:
+        with capture_logs() as logs:
+            out = fresh.embed(responses[:5])
+        added = root.handlers[:]
+    finally:
+        root.handlers[:] = saved
+    # The quantiser's logging.warning() used to leave a stderr handler on root: the CLI printed every event twice.
+    assert added == []
     assert OnnxEmbedder.exports == before + 1
     assert [e["event"] for e in logs] == ["onnx export missing", "onnx export started", "onnx export done"]
     assert logs[-1]["seconds"] > 0 and logs[-1]["fused"]["Attention"] == 6

@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzz.profiles import PROFILE
-from valueguard.policy.model import PRECEDENCE, Condition, Policy, PolicyError
+from valueguard.policy.model import PRECEDENCE, ConditionForm, Policy, PolicyError
 from valueguard.values import VALUE_NAMES, ValueVector
 
 KEYS = ["version", "name", "description", "defaults", "rules", "id", "when", "action", "message", "value", "against",
@@ -115,4 +115,4 @@ def test_evaluator_on_any_valid_policy_and_estimate(rules, scores, confidence, a
     fired = [r.id for r, (when, _) in zip(policy.rules, rules) if reference_holds(when, dict(values.items()),
                                                                                    confidence, probs)]
     assert decision.rule_ids == fired
-    assert all(isinstance(r.when, Condition) for r in policy.rules)
+    assert all(isinstance(r.when, ConditionForm) for r in policy.rules)

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from valueguard.policy.loading import PolicyError
+from valueguard.policy.conditions import AgainstProbability, ProfileDistance, ValueScore
 from valueguard.policy.model import Policy
 from valueguard.policy.profiles import distance, distances
 from valueguard.values import VALUE_NAMES, ValueVector
@@ -104,24 +105,21 @@ def test_a_policy_dump_reloads_with_its_profiles():
 REPO = Path(__file__).resolve().parents[2]
 
 
-def leaves(c):
-    children = c.all_ or c.any_ or ([c.not_] if c.not_ is not None else [])
-    return [c] if not children else [leaf for ch in children for leaf in leaves(ch)]
-
-
 @pytest.mark.parametrize("name, profile", [("children-learning", "child-safe"), ("creative-writing", "creative-voice")])
 def test_bundled_profile_policies_load_and_use_their_profile(name, profile):
     policy = Policy.load(REPO / "policies" / f"{name}.yaml")  # by path: by name they load once installed
     assert policy.name == name and "Rationale:" in policy.description
     assert list(policy.profiles) == [profile]
-    assert any(leaf.profile == profile for r in policy.rules for leaf in leaves(r.when))
+    assert any(isinstance(leaf, ProfileDistance) and leaf.profile == profile
+               for r in policy.rules for leaf in r.when.leaves())
     none = dict.fromkeys(VALUE_NAMES, 0.0)
     assert policy.evaluate(vec(**policy.profiles[profile]), 0.9, none).action == "allow"  # the target passes
 
 
 def test_creative_writing_welcomes_stimulation_and_hedonism_and_ignores_power():
     policy = Policy.load(REPO / "policies" / "creative-writing.yaml")
-    read = {leaf.against or leaf.value for r in policy.rules for leaf in leaves(r.when)} - {None}
+    read = {leaf.against if isinstance(leaf, AgainstProbability) else leaf.value
+            for r in policy.rules for leaf in r.when.leaves() if isinstance(leaf, (AgainstProbability, ValueScore))}
     assert not read & {"stimulation", "hedonism", "power", "any"}
     assert "power" not in policy.profiles["creative-voice"]
     voice = policy.profiles["creative-voice"]

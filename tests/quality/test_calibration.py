@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from valueguard.quality.calibration import _GRID, calibrate, rule_flags
+from valueguard.policy.conditions import AgainstProbability
+from valueguard.quality.calibration import calibrate, rule_flags, threshold_grid
 from valueguard.quality.heldout import HeldOut, calibration_error, cross_validate, flag_rates, metrics
 from valueguard.policy.model import Policy
 
@@ -26,7 +27,7 @@ def test_a_calibrated_rule_meets_its_target_and_no_grid_step_does_better(heldout
     assert (precision if goal == "precision" else recall) >= target
     # The next threshold in the grid (more flags for precision, fewer for recall) must not also meet the target
     # with a better other rate.
-    grid = list(_GRID["against"])
+    grid = list(threshold_grid(AgainstProbability))
     step = grid[grid.index(row.new) - 1] if goal == "precision" else grid[grid.index(row.new) + 1]
     alt = Policy.model_validate({**new.model_dump(by_alias=True, exclude_none=True)})
     alt_rule = next(r for r in alt.rules if r.id == "value-violation").model_copy(
@@ -103,7 +104,7 @@ def test_a_benign_rate_target_is_met_with_the_most_recall(heldout, benign, share
     rule = next(r for r in new.rules if r.id == "mixed-signal")
     assert row.note == "" and row.benign_rate == rule_flags(rule, benign).mean() <= share
     # One grid step lower (more flags) either breaks the benign target or buys no recall.
-    grid = list(_GRID["against"])
+    grid = list(threshold_grid(AgainstProbability))
     looser = rule.model_copy(update={"when": rule.when.model_copy(update={"above": float(grid[grid.index(row.new) - 1])})})
     y = heldout.violated
     assert rule_flags(looser, benign).mean() > share or (rule_flags(looser, heldout) & y).sum() / y.sum() <= row.recall

@@ -159,6 +159,13 @@ def export_model(model_id: str, out_dir: Path, *, per_channel: bool = True, loca
     quiet.__enter__()
     warnings.simplefilter("ignore")
     logging.disable(logging.WARNING)
+    # The quantiser warns through logging.warning(), which first gives a root logger without handlers a stderr
+    # one (basicConfig) and leaves it there: every later event then printed twice, once by the application's
+    # handler and once by root's (`index build` showed "onnx export done" twice). A NullHandler for the duration
+    # leaves the root logger as the application had it.
+    keep_root = logging.NullHandler()
+    if not logging.root.handlers:
+        logging.root.addHandler(keep_root)
     try:
         sample = tokenizer(["a sample", "another, longer sample text"], padding=True, return_tensors="pt")
         axes = {n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]}
@@ -191,6 +198,7 @@ def export_model(model_id: str, out_dir: Path, *, per_channel: bool = True, loca
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
+        logging.root.removeHandler(keep_root)
         logging.disable(logging.NOTSET)
         quiet.__exit__(None, None, None)
     return meta

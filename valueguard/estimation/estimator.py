@@ -18,6 +18,7 @@ import numpy as np
 from valueguard.config import default_index_dir
 from valueguard.embedders.backends import make_embedder
 from valueguard.embedders.base import Embedder
+from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.estimate import Estimate, Neighbor
 from valueguard.estimation.evidence import combine
 from valueguard.estimation.readout import ReadOut, ReadOutInput
@@ -26,11 +27,6 @@ from valueguard.estimation.windows import text_windows
 from valueguard.index.manifest import format_text
 from valueguard.values import VALUE_NAMES, ValueVector
 
-# Chosen on held-out data (README, "How the estimator was chosen"; `make choice`): among k 1-30 and tau
-# 0-0.1, k=10 with tau=0.05 is within 0.003 of the best mean violation AP, keeps mean r near 0.59 and shows
-# ten neighbours of evidence.
-DEFAULT_K = 10
-DEFAULT_TAU = 0.05
 
 
 @dataclass

@@ -158,8 +158,10 @@ def _where(e: yaml.YAMLError, text: str, filename: str) -> str:
     return filename
 
 
-def check_limits(node: yaml.Node | None, filename: str) -> None:
-    """Rules, conditions and condition nesting, counted on the composed YAML before pydantic reads it."""
+def check_limits(node: yaml.Node | None, filename: str,
+                 nesting: frozenset[str] = frozenset({"all", "any", "not"})) -> None:
+    """Rules, conditions and condition nesting, counted on the composed YAML before pydantic reads it.
+    `nesting`: the keys under which a condition nests one condition or a list of them."""
     if not isinstance(node, yaml.MappingNode):
         return
     rules = next((v for k, v in node.value if k.value == "rules"), None)
@@ -185,10 +187,8 @@ def check_limits(node: yaml.Node | None, filename: str) -> None:
             if not isinstance(cond, yaml.MappingNode):
                 continue
             for k, v in cond.value:
-                if k.value == "not":
-                    stack.append((v, depth + 1))
-                elif k.value in ("all", "any") and isinstance(v, yaml.SequenceNode):
-                    stack.extend((c, depth + 1) for c in v.value)
+                if k.value in nesting:
+                    stack.extend((c, depth + 1) for c in (v.value if isinstance(v, yaml.SequenceNode) else [v]))
 
 
 # --- error messages with file:line -------------------------------------------------------------------------
@@ -222,10 +222,20 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return out or "policy"
 
 
-def format_errors(error: ValidationError, root: yaml.Node | None, filename: str, known: list[str]) -> str:
+def _untagged(loc: tuple[Any, ...], hidden: frozenset[str]) -> tuple[Any, ...]:
+    """`loc` without the tags a discriminated union adds below a rule's `when` (rules, i, when, TAG, field...)."""
+    if len(loc) < 3 or loc[0] != "rules" or loc[2] != "when":
+        return loc
+    return loc[:3] + tuple(k for k in loc[3:] if not (isinstance(k, str) and k in hidden))
+
+
+def format_errors(error: ValidationError, root: yaml.Node | None, filename: str, known: list[str],
+                  hidden: frozenset[str] = frozenset()) -> str:
+    """One line `file:line field.path: message` per error; `hidden`: the condition union's tags, which name no
+    YAML key and are left out of the path."""
     lines = []
     for err in error.errors():
-        loc = tuple(err["loc"]) + tuple((err.get("ctx") or {}).get("at", ()))  # profiles.located: a place below
+        loc = _untagged(tuple(err["loc"]), hidden) + tuple((err.get("ctx") or {}).get("at", ()))  # located below
         line = _line_of(root, loc)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":

@@ -1,13 +1,7 @@
 """Policies: declarative YAML rules on value scores and confidence, validated at load time. No code, no eval.
 
-A condition is one of:
-    {against: NAME, above: P}                             the probability that the response works against a
-                                                          value (NAME may be `any`: any of the 10)
-    {value: NAME, below: X}  /  {value: NAME, above: X}   a value's score (NAME may be `any`: any of the 10)
-    {confidence_below: X}    /  {confidence_above: X}     the estimator's confidence
-    {profile: NAME, distance_above: X} / distance_below   the distance in [0, 1] from a profile's target
-                                                          (profiles.py; the policy's `profiles:` names them)
-    {all: [COND, ...]}  /  {any: [COND, ...]}  /  {not: COND}
+A rule's `when` is a Condition: one of the forms in policy/conditions/ (a value's score, the probability of
+working against a value, the confidence, the distance from a profile, and all / any / not of conditions).
 """
 
 from __future__ import annotations
@@ -20,144 +14,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from valueguard.policy.loading import MAX_POLICY_BYTES, PolicyError, check_limits, clip, did_you_mean, format_errors, parse
-from valueguard.policy.profiles import distance, located, validate_profiles
-from valueguard.values import VALUE_NAMES, ValueVector, normalize_name
+from valueguard.policy.conditions import NESTING, TAGS, Condition, ConditionForm
+from valueguard.policy.profiles import validate_profiles
+from valueguard.values import ValueVector
 from valueguard.estimation.windows import MAX_CHARS_DEFAULT, MIN_MAX_CHARS
 from valueguard.policy.actions import ACTIONS, FLAGGING, PRECEDENCE, Action
 
 BUNDLED_PACKAGE = "valueguard.bundled_policies"
 
 
-__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "Decision", "Defaults", "Policy", "PolicyError",
-           "Rule", "bind_profiles", "bundled_names"]
+__all__ = ["ACTIONS", "FLAGGING", "PRECEDENCE", "Action", "Condition", "ConditionForm", "Decision", "Defaults",
+           "Policy", "PolicyError", "Rule", "bind_profiles", "bundled_names"]
 _did_you_mean = did_you_mean
-
-
-_CONDITION_KEYS = ("value", "against", "below", "above", "confidence_below", "confidence_above", "all", "any",
-                   "not", "profile", "distance_above", "distance_below")
-_FORMS = ("value", "against", "confidence_below", "confidence_above", "all", "any", "not", "profile")
-
-
-class Condition(BaseModel):
-    """One test on a verdict's values or confidence, or a combination of conditions."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-    value: str | None = Field(default=None, description="A basic value's name, or 'any' for any of the 10.")
-    against: str | None = Field(
-        default=None, description="A basic value's name, or 'any': tests the estimated probability (0 to 1) that "
-        "the response works against it.")
-    below: float | None = Field(default=None, ge=-1, le=1,
-                                description="Fires when the score (or probability) is below this.")
-    above: float | None = Field(default=None, ge=-1, le=1,
-                                description="Fires when the score (or probability) is above this.")
-    confidence_below: float | None = Field(default=None, ge=0, le=1,
-                                           description="Fires when the estimator's confidence is below this.")
-    confidence_above: float | None = Field(default=None, ge=0, le=1,
-                                           description="Fires when the estimator's confidence is above this.")
-    all_: list[Condition] | None = Field(default=None, alias="all", min_length=1,
-                                         description="Fires when every listed condition fires.")
-    any_: list[Condition] | None = Field(default=None, alias="any", min_length=1,
-                                         description="Fires when at least one listed condition fires.")
-    not_: Condition | None = Field(default=None, alias="not", description="Fires when the condition does not.")
-    profile: str | None = Field(default=None, description="A profile's name (the policy's `profiles:`): tests the "
-                                "distance, in [0, 1], of the response's values from its target.")
-    distance_above: float | None = Field(default=None, ge=0, le=1,
-                                         description="Fires when the distance from the profile is above this.")
-    distance_below: float | None = Field(default=None, ge=0, le=1,
-                                         description="Fires when the distance from the profile is below this.")
-    _target: dict[str, float] | None = PrivateAttr(default=None)  # the profile's target, bound by the Policy
-
-    @model_validator(mode="before")
-    @classmethod
-    def _check_shape(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise ValueError(f"a condition is a mapping such as {{value: benevolence, below: -0.5}}, got {clip(data)}")
-        for key in data:
-            if key not in _CONDITION_KEYS:
-                raise ValueError(f"unknown condition field {clip(key)}{_did_you_mean(str(key), _CONDITION_KEYS)}")
-        forms = [f for f in _FORMS if f in data]
-        if len(forms) != 1:
-            raise ValueError(f"a condition has exactly one of {', '.join(_FORMS)}; got {', '.join(forms) or 'none'}")
-        _check_types(data)
-        form = forms[0]
-        if form in ("value", "against"):
-            name = data[form]
-            if name != "any" and normalize_name(name) not in VALUE_NAMES:
-                raise ValueError(f"unknown value {clip(name)}{_did_you_mean(normalize_name(name), VALUE_NAMES)}")
-            if "below" not in data and "above" not in data:
-                raise ValueError(f"{form} {clip(name)} needs a threshold: below or above")
-            if form == "against" and any(not 0 <= data[k] <= 1 for k in ("below", "above") if k in data):
-                raise ValueError("an against threshold is a probability, between 0 and 1")
-        elif "below" in data or "above" in data:
-            raise ValueError("below/above go with value or against: {value: NAME, below: X}")
-        if form == "profile" and "distance_above" not in data and "distance_below" not in data:
-            raise ValueError(f"profile {clip(data['profile'])} needs a threshold: distance_above or distance_below")
-        if form != "profile" and ("distance_above" in data or "distance_below" in data):
-            raise ValueError("distance_above/distance_below go with profile: {profile: NAME, distance_above: X}")
-        return data
-
-    @field_validator("value", "against")
-    @classmethod
-    def _normalize(cls, v: str | None) -> str | None:
-        return v if v in (None, "any") else normalize_name(v)
-
-    def holds(self, values: ValueVector, confidence: float, against: Mapping[str, float] | None = None) -> bool:
-        if self.profile is not None:
-            if self._target is None:
-                raise ValueError(f"profile {self.profile!r} is not bound: a profile condition is read in a Policy")
-            d = distance(self._target, values, against)
-            return ((self.distance_above is None or d > self.distance_above)
-                    and (self.distance_below is None or d < self.distance_below))
-        if self.value is not None or self.against is not None:
-            if self.value is not None:
-                scores = list(values.values()) if self.value == "any" else [values[self.value]]
-            else:
-                if against is None:
-                    raise ValueError("this policy tests `against`, which needs the estimate's probabilities")
-                name = self.against or "any"  # set: the branch is taken for value or against
-                scores = list(against.values()) if name == "any" else [against[name]]
-            return any((self.below is None or s < self.below) and (self.above is None or s > self.above)
-                       for s in scores)
-        if self.confidence_below is not None:
-            return confidence < self.confidence_below
-        if self.confidence_above is not None:
-            return confidence > self.confidence_above
-        if self.all_ is not None:
-            return all(c.holds(values, confidence, against) for c in self.all_)
-        if self.any_ is not None:
-            return any(c.holds(values, confidence, against) for c in self.any_)
-        if self.not_ is None:  # unreachable for a validated condition; never an assert (python -O drops it)
-            raise ValueError("a condition with no test")
-        return not self.not_.holds(values, confidence, against)
-
-
-_THRESHOLDS = ("below", "above", "confidence_below", "confidence_above", "distance_above", "distance_below")
-
-
-def _check_types(data: dict) -> None:
-    """Each given field has its type, and none is null: a null threshold would fire on every response, and a
-    null `all` would leave a condition with no test. (`True` is no number here, though Python says it is.)"""
-    for key, v in data.items():
-        if key in _THRESHOLDS:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                raise ValueError(f"{key} must be a number, got {_kind(v)}")
-            if v != v:
-                raise ValueError(f"{key} must be a number, got NaN")
-        elif key in ("value", "against", "profile") and not isinstance(v, str):
-            what = "a profile's" if key == "profile" else "a value's"
-            raise ValueError(f"{key} must be {what} name (a string), got {_kind(v)}")
-        elif key in ("all", "any") and (not isinstance(v, list) or not v):
-            raise ValueError(f"{key} must be a non-empty list of conditions, got {_kind(v)}")
-        elif key == "not" and not isinstance(v, dict):
-            raise ValueError(f"not must be one condition (a mapping), got {_kind(v)}")
-
-
-def _kind(v: Any) -> str:
-    return "null" if v is None else f"{type(v).__name__} {clip(v)}"
 
 
 class Rule(BaseModel):
@@ -228,7 +99,7 @@ class Policy(BaseModel):
     @model_validator(mode="after")
     def _bind_profiles(self) -> Policy:
         for i, rule in enumerate(self.rules):
-            bind_profiles(rule.when, self.profiles, ("rules", i, "when"))
+            rule.when.bind(self.profiles, ("rules", i, "when"))
         return self
 
     @field_validator("version", mode="before")
@@ -286,27 +157,18 @@ class Policy(BaseModel):
         data, node = parse(text, filename)
         if not isinstance(data, dict):
             raise PolicyError(f"{filename}:1: a policy is a mapping with version, name, description and rules")
-        check_limits(node, filename)
+        check_limits(node, filename, NESTING)
         try:
             return cls.model_validate(data)
         except ValidationError as e:
             known = [*Policy.model_fields, *Defaults.model_fields, *Rule.model_fields]
-            raise PolicyError(format_errors(e, node, filename, known)) from None
+            raise PolicyError(format_errors(e, node, filename, known, hidden=frozenset(TAGS.values()))) from None
 
 
-def bind_profiles(condition: Condition, profiles: Mapping[str, dict[str, float]], at: tuple[Any, ...] = ()) -> None:
-    """Give each profile condition under `condition` its target; an unknown name is an error located at it."""
-    if condition.profile is not None:
-        if condition.profile not in profiles:
-            known = f"; profiles: {', '.join(profiles)}" if profiles else "; the policy has no profiles:"
-            raise located(f"unknown profile {clip(condition.profile)}"
-                          f"{_did_you_mean(condition.profile, list(profiles))}{known}", at)
-        condition._target = profiles[condition.profile]
-    for name, children in (("all", condition.all_), ("any", condition.any_)):
-        for j, child in enumerate(children or ()):
-            bind_profiles(child, profiles, (*at, name, j))
-    if condition.not_ is not None:
-        bind_profiles(condition.not_, profiles, (*at, "not"))
+def bind_profiles(condition: ConditionForm, profiles: Mapping[str, dict[str, float]], at: tuple[Any, ...] = ()) -> None:
+    """Give each condition under `condition` what it reads from the policy (a profile's target); an unknown
+    profile is an error located at its condition."""
+    condition.bind(profiles, at)
 
 
 @dataclass(frozen=True)

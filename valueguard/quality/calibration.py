@@ -1,7 +1,8 @@
 """Calibrate a policy: move each rule's thresholds until its flags meet a precision or recall target.
 
-A rule can be calibrated when all its thresholds are of one kind: `against` probabilities (`above`), value
-scores (`below`) or distances from a profile (`distance_above`). They move together to one new threshold,
+A rule can be calibrated when all its thresholds are of one kind: those of one condition form with a `tuning`
+(policy/conditions/: `against` probabilities `above`, value scores `below`, distances from a profile
+`distance_above`; the tuning also gives the range tried). They move together to one new threshold,
 chosen on held-out estimates (heldout.py): the most recall at the target precision, the most precision at the
 target recall, or the most recall at which the rule fires on no more than a target share of benign responses
 (estimates of unlabelled, plainly benign turns: a log rule that fires on most of them is noise a person learns
@@ -11,17 +12,17 @@ to ignore). Confidence thresholds are left as they are. The result is a new poli
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from valueguard.quality.heldout import HeldOut
-from valueguard.policy.model import Condition, Policy, Rule, bind_profiles
+from valueguard.policy.conditions import ConditionForm
+from valueguard.policy.model import Policy, Rule
 from valueguard.values import VALUE_NAMES, ValueVector
 
 Goal = Literal["precision", "recall", "benign"]
-_GRID = {"against": np.round(np.arange(0.02, 0.99, 0.01), 2), "value": np.round(np.arange(-0.98, 0.0, 0.01), 2),
-         "profile": np.round(np.arange(0.02, 0.99, 0.01), 2)}
+_STEP = 0.01  # the grid of thresholds tried, over each form's tuning range
 
 
 @dataclass
@@ -41,45 +42,21 @@ class RuleCalibration:
     benign_rate: float | None = None  # the share of benign rows it fires on, where benign estimates were given
 
 
-def _leaves(c: Condition) -> list[Condition]:
-    children = c.all_ or c.any_ or ([c.not_] if c.not_ is not None else [])
-    return [c] if not children else [leaf for ch in children for leaf in _leaves(ch)]
+def _tuned_form(rule: Rule) -> type[ConditionForm] | None:
+    """The one form whose thresholds the rule's conditions tune, or None (none, mixed forms, or a threshold not
+    in the one shape calibration moves, e.g. a value score with both below and above)."""
+    tuned = [leaf for leaf in rule.when.leaves() if leaf.tuning is not None]
+    forms = {type(leaf) for leaf in tuned}
+    ok = all(leaf.tuned_threshold() is not None for leaf in tuned)
+    return forms.pop() if len(forms) == 1 and ok else None
 
 
-def _kind(rule: Rule) -> str | None:
-    kinds = {("against" if leaf.against else "value") for leaf in _leaves(rule.when)
-             if leaf.against is not None or leaf.value is not None}
-    kinds |= {"profile" for leaf in _leaves(rule.when) if leaf.profile is not None}
-    ok = all((leaf.against is not None and leaf.above is not None and leaf.below is None)
-             or (leaf.value is not None and leaf.below is not None and leaf.above is None)
-             or (leaf.profile is not None and leaf.distance_above is not None and leaf.distance_below is None)
-             for leaf in _leaves(rule.when)
-             if leaf.against is not None or leaf.value is not None or leaf.profile is not None)
-    return kinds.pop() if len(kinds) == 1 and ok else None
-
-
-def _threshold(leaf: Condition, kind: str) -> float | None:
-    """The leaf's threshold of `kind` (None when it has none)."""
-    if kind == "profile":
-        return leaf.distance_above if leaf.profile is not None else None
-    return leaf.above if kind == "against" and leaf.against is not None else \
-        leaf.below if kind == "value" and leaf.value is not None else None
-
-
-def _with_threshold(data: Any, kind: str, t: float) -> Any:
-    """The rule's condition (as plain data) with every threshold of `kind` set to t."""
-    if isinstance(data, list):
-        return [_with_threshold(d, kind, t) for d in data]
-    if not isinstance(data, dict):
-        return data
-    out = {k: _with_threshold(v, kind, t) for k, v in data.items()}
-    if kind == "against" and "against" in out:
-        out["above"] = float(t)
-    if kind == "value" and "value" in out:
-        out["below"] = float(t)
-    if kind == "profile" and "profile" in out:
-        out["distance_above"] = float(t)
-    return out
+def threshold_grid(form: type[ConditionForm]) -> np.ndarray:
+    """The thresholds tried for a form: its tuning's range in steps of 0.01."""
+    t = form.tuning
+    if t is None:  # _tuned_form only returns a form with a tuning
+        raise ValueError(f"{form.__name__} has no threshold to calibrate")
+    return np.round(np.arange(t.low, t.high, _STEP), 2)
 
 
 def rule_flags(rule: Rule, h: HeldOut) -> np.ndarray:
@@ -103,10 +80,10 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
     report = []
     for i, rule in enumerate(policy.rules):
         goal_target = targets.get(rule.id) or targets.get(rule.action) or targets.get("*")
-        kind = _kind(rule)
-        old = next((_threshold(leaf, kind) for leaf in _leaves(rule.when) if _threshold(leaf, kind) is not None),
-                   None) if kind else None
-        if goal_target is None or kind is None:
+        form = _tuned_form(rule)
+        old = next((t for leaf in rule.when.leaves() if (t := leaf.tuned_threshold()) is not None), None) \
+            if form else None
+        if goal_target is None or form is None:
             flags = rule_flags(rule, h)
             p, r = _rates(flags, y)
             note = "no target" if goal_target is None else "thresholds of mixed kinds or none: left as they are"
@@ -114,10 +91,8 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
             continue
         goal, target = goal_target
         best: tuple[float, float, float, int] | None = None  # (objective, t, other, flagged)
-        for t in _GRID[kind]:
-            candidate = Rule.model_validate({**data["rules"][i], "when": _with_threshold(data["rules"][i]["when"],
-                                                                                          kind, t)})
-            bind_profiles(candidate.when, policy.profiles)
+        for t in threshold_grid(form):
+            candidate = rule.model_copy(update={"when": rule.when.retuned(form, float(t))})  # bindings kept
             flags = rule_flags(candidate, h)
             p, r = _rates(flags, y)
             if goal == "precision" and p >= target and (best is None or r > best[0]):
@@ -134,7 +109,7 @@ def calibrate(policy: Policy, h: HeldOut, targets: dict[str, tuple[Goal, float]]
                                           "target not reachable: left as it is"))
             continue
         objective, t, other, flagged = best
-        data["rules"][i]["when"] = _with_threshold(data["rules"][i]["when"], kind, t)
+        data["rules"][i]["when"] = rule.when.retuned(form, t).model_dump(by_alias=True, exclude_none=True)
         p, r = (objective, other) if goal == "recall" else (other, objective)
         report.append(RuleCalibration(rule.id, rule.action, goal, target, old, t, p, r, flagged))
     new = Policy.model_validate(data)

@@ -17,7 +17,8 @@ import numpy as np
 
 from valueguard.config import data_dir
 from valueguard.embedders.base import Embedder
-from valueguard.estimation.estimator import DEFAULT_K, DEFAULT_TAU, read_out
+from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
+from valueguard.estimation.estimator import read_out
 from valueguard.estimation.folds import exact_top_k, group_folds
 from valueguard.estimation.readout import ReadOutFit, ReadOutInput, ReferenceArrays, readout_class
 from valueguard.index.manifest import format_text

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.folds import exact_top_k, group_folds
 from valueguard.estimation.readout.base import ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays
 from valueguard.estimation.readout.value_model import (
@@ -141,7 +142,7 @@ def out_of_fold(data: ReadOutFit, folds: int = FOLDS, seed: int = SEED) -> tuple
         sims, idx = exact_top_k(data.response_emb[te], part.response_emb, NEIGHBOURS)
         p = vm.predict(ReadOutInput([data.responses[i] for i in te], [data.prompts[i] for i in te],
                                     data.response_emb[te], list(data.prompt_emb[te]), sims, idx, part.reference,
-                                    10, 0.05))
+                                    DEFAULT_K, DEFAULT_TAU))
         against[te], upholds[te] = p.against, p.upholds
     return against, upholds
 

@@ -223,6 +223,6 @@ def test_calibrate_on_the_pair_readout_reuses_saved_held_out_estimates(run, smal
     assert r2.exit_code == 0 and "held-out estimates reused" in r2.output
     assert "read-out pair" in first.read_text().splitlines()[0]
     assert first.read_text() == second.read_text()  # the same estimates give the same thresholds
-    r3 = run("calibrate", "--policy", "default", "--target-precision", "block=0.5", "--readout", "model",
+    r3 = run("calibrate", "--policy", "default", "--target-precision", "block=0.5", "--readout", "knn",
              "--held-out-cache", cache, "--out", tmp_path / "c.yaml", *args, "--folds", "3")
     assert r3.exit_code == 0 and "reused" not in r3.output  # another read-out is another result

@@ -31,6 +31,10 @@ readout_option = click.option("--readout", type=click.Choice(list(READOUTS)), de
                                    "pair), model (the value model over the neighbours), or knn (plain kNN).")
 prompt_option = click.option("--no-prompt", "no_prompt", is_flag=True,
                              help="Estimate from the responses alone, as for calls that pass no prompt.")
+cache_option = click.option(
+    "--held-out-cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Save the held-out estimates in this folder, and reuse them when the files, split, read-out, model and "
+         "valueguard's estimating code are all the same (e.g. two calibrations and an eval, one cross-validation).")
 model_option = click.option("--model", default=None,
                             help="sentence-transformers model name or path (default: all-MiniLM-L6-v2).")
 backend_option = click.option(
@@ -176,9 +180,10 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
                    "stance pairs, the policy's intervene precision / recall and its rates on benign turns.")
 @benign_option
 @benign_lines_option
+@cache_option
 @json_option
 def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, compare, benign_path,
-                 benign_lines, as_json) -> None:
+                 benign_lines, cache, as_json) -> None:
     """Held-out quality of the value estimates (and of a policy's flags)."""
     import numpy as np
 
@@ -195,7 +200,7 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
             raise CliError("--compare cross-validates the reference files; it takes no --test")
         _compare(references, folds, model, policy or Policy.load("default"), benign_path, benign_lines, as_json)
         return
-    h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend)
+    h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend, cache=cache)
     result: dict[str, Any] = {"setup": setup, "metrics": metrics(h)}
     lines = [f"{setup['mode']}; read-out {readout}; prompt {'used' if setup['prompt'] else 'not used'}; "
              f"queries {backend}",
@@ -256,10 +261,7 @@ def _targets(values: tuple[str, ...], goal: Goal) -> dict[str, tuple[Goal, float
 @folds_option
 @model_option
 @readout_option
-@click.option("--held-out-cache", "cache", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Save the held-out estimates in this folder, and reuse them when the files, split, read-out, "
-                   "model and valueguard's estimating code are all the same (two calibrations, one "
-                   "cross-validation).")
+@cache_option
 @json_option
 def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, benign_lines, out, references, tests,
                       folds, model, readout, cache, as_json) -> None:

@@ -136,7 +136,7 @@ def _benign_held_out(references, model, benign_path, benign_lines, readout):
                                SentenceTransformerEmbedder(model or default_model()), readout=readout)
 
 
-def _compare(references, folds, model, policy, benign_path, benign_lines, as_json) -> None:
+def _compare(references, folds, model, policy, benign_path, benign_lines, as_json, cache=None) -> None:
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.quality.compare import compare
     from valueguard.reference import ReferenceSet, fulcra_files
@@ -146,7 +146,9 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`")
     benign = _benign_turns(benign_path, benign_lines)
     rows = compare(ReferenceSet.from_files(paths), SentenceTransformerEmbedder(model or default_model()), policy,
-                   benign, folds=folds)
+                   benign, folds=folds,
+                   held_out=lambda s: _held_out(references, (), folds, s.readout, not s.use_prompt, model,
+                                                cache=cache)[0])
     benign_note = f"{len(benign)} HH-RLHF helpful turns" if benign else "none (no HH-RLHF file: valueguard data pull)"
     lines = [f"{folds}-fold cross-validation grouped by prompt; policy {policy.name} {policy.version}; benign: "
              f"{benign_note}",
@@ -198,7 +200,8 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
     if compare:
         if tests:
             raise CliError("--compare cross-validates the reference files; it takes no --test")
-        _compare(references, folds, model, policy or Policy.load("default"), benign_path, benign_lines, as_json)
+        _compare(references, folds, model, policy or Policy.load("default"), benign_path, benign_lines, as_json,
+                 cache)
         return
     h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend, cache=cache)
     result: dict[str, Any] = {"setup": setup, "metrics": metrics(h)}

@@ -10,6 +10,7 @@ were never in the reference data.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +87,14 @@ def benign_rates(actions: np.ndarray) -> dict[str, float]:
 
 def compare(reference: ReferenceSet, embedder: Embedder, policy: Policy, benign: list[tuple[str, str | None]], *,
             folds: int = 5, settings: tuple[ReadOutSetting, ...] = SETTINGS,
-            cache: Path | None = None) -> list[dict]:
-    """One row of measurements per read-out setting (cross-validated, grouped by prompt)."""
+            cache: Path | None = None, held_out: Callable[[ReadOutSetting], HeldOut] | None = None) -> list[dict]:
+    """One row of measurements per read-out setting (cross-validated, grouped by prompt). `held_out`, when given,
+    supplies each setting's cross-validated estimates instead (e.g. saved ones: cli/quality.py)."""
     prompts = [r.prompt for r in reference]
     rows = []
     for s in settings:
-        h = cross_validate(reference, embedder, folds=folds, readout=s.readout, use_prompt=s.use_prompt,
-                           cache=cache)
+        h = held_out(s) if held_out is not None else cross_validate(
+            reference, embedder, folds=folds, readout=s.readout, use_prompt=s.use_prompt, cache=cache)
         m = metrics(h)
         row: dict = {"read_out": s.name, "readout": s.readout, "prompt": s.use_prompt,
                      "fulcra_ap": m["annotated"]["violation_ap"], "fulcra_auc": m["annotated"]["violation_auc"],

@@ -3,8 +3,8 @@
 Why: cross-validating the pair read-out refits its stacker on every fold (about half an hour on 2 cores), and
 `make thresholds` calibrates two policies on the same held-out estimates. A saved result is reused only when
 everything it came from is the same: the labelled files' bytes, the split, the read-out, the model, and the
-source of the code that computes estimates (valueguard's estimation, embedders and quality packages), so an
-edit to the estimator never reuses a stale result. Stored pickle-free (numpy arrays, JSON for the set-up).
+source of the code that computes estimates (valueguard's estimation, embedders, index, reference and values
+packages, and quality/heldout.py), so an edit to the estimator never reuses a stale result. Stored pickle-free (numpy arrays, JSON for the set-up).
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ import numpy as np
 
 from valueguard.quality.heldout import HeldOut
 
-_CODE_PACKAGES = ("estimation", "embedders", "quality", "index", "reference", "values")
+# What computes a held-out estimate (the policy, calibration and metrics only read it).
+_CODE = ("estimation", "embedders", "index", "reference", "values", "quality/heldout.py")
 
 
 def _code_digest() -> str:
     root = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
-    for package in _CODE_PACKAGES:
-        for path in sorted((root / package).rglob("*")):
+    for part in _CODE:
+        paths = [root / part] if (root / part).is_file() else sorted((root / part).rglob("*"))
+        for path in paths:
             if path.is_file() and path.suffix in (".py", ".npz", ".json"):
                 h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
     return h.hexdigest()

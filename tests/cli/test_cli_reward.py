@@ -31,6 +31,7 @@ def scored_subset(shared_data, tmp_path_factory):
     return [out / name for name in SCORED]
 
 
+@pytest.mark.model  # embeds and cross-validates from the command line (no model fixture marks it)
 def test_reward_eval_prints_the_pairwise_accuracy_of_each_distance(run, scored_subset):
     refs = [a for p in scored_subset for a in ("--reference", p)]
     r = run("reward-eval", *refs, "--folds", "3", "--json")

@@ -102,7 +102,7 @@ thresholds: data
 		--target-benign-rate log=0.15 --held-out-cache bench-results/held-out \
 		--out bench-results/default.calibrated.yaml
 	$(BIN)/valueguard -q calibrate --policy strict --target-precision block=0.65 --target-precision rewrite=0.5 \
-		--held-out-cache bench-results/held-out --out bench-results/strict.calibrated.yaml
+		--target-benign-rate log=0.3 --held-out-cache bench-results/held-out --out bench-results/strict.calibrated.yaml
 
 # The learning curve of teaching on a domain shift: 0 / 50 / 200 / 1,000 of one model's scored answers folded into
 # an index of the annotated file, tested on that model's other answers (docs/teach.md).

@@ -112,8 +112,10 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
 
 def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 5, readout: str = "model",
                    use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, seed: int = 0,
-                   cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
-    """Every row estimated from an index (and value model) built without its prompt group.
+                   cache: Path | None = None, query_embedder: Embedder | None = None,
+                   top_k: TopK = exact_top_k) -> HeldOut:
+    """Every row estimated from an index (and value model) built without its prompt group (`top_k`: how the
+    neighbours are found; default exact).
 
     `query_embedder`: embeds the estimated rows (as a guard's queries), while the index and model stay on
     `embedder`'s vectors, as at run time (e.g. int8 queries against an fp32 index)."""
@@ -125,7 +127,7 @@ def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 
     for f in np.unique(fold):
         te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
         values[te], against[te], conf[te] = _predict(data, queries, tr, te, readout=readout,
-                                                     use_prompt=use_prompt, k=k, tau=tau)
+                                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k)
     return HeldOut(reference.value_matrix(), np.array([r.label_kind for r in reference]), values, against, conf)
 
 

@@ -16,12 +16,13 @@ import numpy as np
 
 IndexType = Literal["flat", "ivf", "hnsw"]
 INDEX_TYPES: tuple[str, ...] = get_args(IndexType)
-# Below this many rows an exact search is cheap enough (24 ms a query at 100k rows on one busy core) and nothing is
-# approximate; at and above it the default is HNSW (docs/scale.md: 1M rows, p50 under 5 ms at recall@30 >= 0.95).
+# Below this many rows an exact search is cheap enough (24-46 ms a query at 100k rows on one busy core) and nothing
+# is approximate; at and above it the default is HNSW (docs/scale.md: recall@30 0.98 at 100k rows at under 1 ms p50,
+# where IVF needs a quarter of its lists for the same recall).
 FLAT_BELOW_ROWS = 100_000
 DEFAULT_LARGE: IndexType = "hnsw"
 # HNSW: M links a node (memory: M * 8 bytes a row on top of the vectors), ef_construction the build's beam,
-# ef_search the query's (at least k; FAISS searches max(k, ef_search)). Measured at 1M rows: docs/scale.md.
+# ef_search the query's (at least k; FAISS searches max(k, ef_search)). Measured at 10k-1M rows: docs/scale.md.
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 96
 # IVF: 2 * sqrt(rows) lists (each trained on >= 39 points, FAISS's minimum; k-means on at most 64 points a list, 16
 # rounds, so a 1M-row build trains in about a minute), searched `nprobe` lists at a time: at least 16 (a small

@@ -8,7 +8,7 @@ export TRANSFORMERS_VERBOSITY ?= error
 # A local mirror of the FULCRA files; without it, `data pull` downloads and verifies them upstream.
 MIRROR ?= ../shared/data
 
-.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds train audit-memory teach-curve clean
+.PHONY: setup setup-core browser data index demo typecheck test test-fast fuzz bench bench-server choice quality thresholds train audit-memory teach-curve bench-index bench-scale clean
 
 # llama.cpp built for a portable x86-64 CPU, never with native detection: GGML_NATIVE switches AMX on where the CPU
 # advertises it, and a hypervisor that withholds the AMX tile state then kills the process with SIGILL. The flags
@@ -112,6 +112,15 @@ teach-curve: data
 # Audit memory at 10k, 100k and 1M lines (README, "Auditing logs").
 audit-memory: index
 	$(BIN)/python benchmarks/audit_memory.py
+
+# FAISS index kinds at 10k, 100k and 1M rows, then on the real FULCRA rows (docs/scale.md); BENCH_INDEX_ARGS=
+# "--max-rows 100000" stops before the 1M build (minutes and 2 GB of memory per kind).
+bench-index: setup
+	nice -n 15 $(BIN)/python benchmarks/index_scale.py --data "$(MIRROR)" $(BENCH_INDEX_ARGS)
+
+# The audit on the local engine against Ray Data with 1 and 2 workers (docs/scale.md).
+bench-scale: setup
+	nice -n 15 $(BIN)/python benchmarks/audit_scale.py --data "$(MIRROR)"
 
 clean:
 	rm -rf $(VENV) .valueguard bench-results .pytest_cache

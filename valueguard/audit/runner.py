@@ -9,6 +9,7 @@ the summary keeps counts, sums and a bounded top-K, so memory stays flat however
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,8 @@ class AuditResult:
     bad_lines: int = 0
     bad_line_examples: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # the whole run, reading included
+    throughput: float = 0.0  # audited responses a second
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if k != "summary"}
@@ -60,6 +63,7 @@ def run_audit(
     batch in hand, and what is on disk is whole records (docs/reliability.md)."""
     from valueguard.audit.readers import detect_format, read_log
 
+    start = time.perf_counter()
     result = AuditResult([str(p) for p in inputs], str(output_path))
     summary = SummaryBuilder(policy.name if policy else None, policy.version if policy else None,
                              getattr(policy, "profiles", None))
@@ -77,15 +81,12 @@ def run_audit(
 
         def flush() -> None:
             lines = []
-            for turn, est in zip(batch, _estimates(estimator, batch)):
+            for turn, est in zip(batch, estimates(estimator, batch)):
                 if isinstance(est, str):
                     bad(BadLine(str(path), 0, est))  # line 0: a turn's line is in its id
                     continue
-                decision = policy.decide(est) if policy else None
-                action, rules = (decision.action, decision.rule_ids) if decision else ("allow", [])
-                record = {"id": turn.id, "prompt": turn.prompt, "response": turn.response, "source": turn.source,
-                          **est.to_dict(neighbors=neighbors), "action": action, "rules": rules}
-                lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+                line, action, rules = audit_line(turn, est, policy, neighbors)
+                lines.append(line)
                 summary.add(turn, est, action, rules)
                 result.flagged += action in FLAGGED
                 result.audited += 1
@@ -108,11 +109,23 @@ def run_audit(
             if batch:
                 flush()
     result.summary = summary.to_dict()
+    result.seconds = round(time.perf_counter() - start, 2)
+    result.throughput = round(result.audited / result.seconds, 1) if result.seconds else 0.0
     log.info("audit finished", audited=result.audited, flagged=result.flagged, bad_lines=result.bad_lines)
     return result
 
 
-def _estimates(estimator: ValueEstimator, batch: Sequence[Turn]) -> list[Estimate | str]:
+def audit_line(turn: Turn, est: Estimate, policy: Policy | None, neighbors: int) -> tuple[str, str, list[str]]:
+    """One output line (JSON and its newline) of a turn and its estimate, with the policy's action and rules: what
+    every engine writes (the local one here, valueguard/audit/ray_engine.py)."""
+    decision = policy.decide(est) if policy else None
+    action, rules = (decision.action, decision.rule_ids) if decision else ("allow", [])
+    record = {"id": turn.id, "prompt": turn.prompt, "response": turn.response, "source": turn.source,
+              **est.to_dict(neighbors=neighbors), "action": action, "rules": rules}
+    return json.dumps(record, ensure_ascii=False) + "\n", action, rules
+
+
+def estimates(estimator: ValueEstimator, batch: Sequence[Turn]) -> list[Estimate | str]:
     """The batch's estimates; when the batch fails, each turn alone, so that one turn that cannot be estimated
     costs only itself (its entry is then the reason, a str)."""
     try:

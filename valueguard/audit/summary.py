@@ -55,8 +55,12 @@ class SummaryBuilder:
         if len(self.bad_line_examples) < MAX_BAD_LINE_EXAMPLES:
             self.bad_line_examples.append({"path": bad.path, "line": bad.line, "reason": bad.reason})
 
-    def add(self, turn: Turn, estimate: Estimate, action: str, rules: list[str]) -> None:
-        self.inputs[-1]["turns"] += 1
+    def add(self, turn: Turn, estimate: Estimate, action: str, rules: list[str], *, seq: int | None = None,
+            input_no: int = -1) -> None:
+        """`seq`: the turn's place in the whole audit (ties in the top-K go to the earlier turn; default: the order
+        of the calls); `input_no`: which input it came from (default: the last started)."""
+        seq = next(self._order) if seq is None else seq
+        self.inputs[input_no]["turns"] += 1
         self.actions[action] += 1
         self.rules.update(rules)
         values = estimate.values.to_array().astype(np.float64)
@@ -65,12 +69,12 @@ class SummaryBuilder:
         stats.actions[action] += 1
         stats.value_sums += values
         if self.profiles is not None:
-            self.profiles.add(turn, estimate, turn.source or NO_SOURCE)
+            self.profiles.add(turn, estimate, turn.source or NO_SOURCE, seq)
         bins = np.clip(np.searchsorted(HISTOGRAM_EDGES, values, side="right") - 1, 0, len(HISTOGRAM_EDGES) - 2)
         self.histograms[np.arange(len(VALUE_NAMES)), bins] += 1
         if action in FLAGGED:
             # Worst first: block before rewrite, then the most negative value; ties keep input order.
-            key = (PRECEDENCE[action], -float(values.min()), -next(self._order))
+            key = (PRECEDENCE[action], -float(values.min()), -seq)
             row = {"id": turn.id, "source": turn.source, "action": action, "rules": rules,
                    "values": {k: round(v, 4) for k, v in estimate.values.items()},
                    "prompt": turn.prompt, "response": turn.response,
@@ -79,6 +83,56 @@ class SummaryBuilder:
                 heapq.heappush(self._top, (key, row))
             elif key > self._top[0][0]:
                 heapq.heapreplace(self._top, (key, row))
+
+    def state(self) -> dict[str, Any]:
+        """The builder as JSON-able data (a partial summary, e.g. one worker's): `from_state` reads it back."""
+        return {"policy": self.policy, "inputs": self.inputs, "actions": dict(self.actions), "rules": dict(self.rules),
+                "sources": {k: [s.turns, dict(s.actions), s.value_sums.tolist()] for k, s in self.sources.items()},
+                "histograms": self.histograms.tolist(), "bad_lines": self.bad_lines,
+                "bad_line_examples": self.bad_line_examples, "top": [[list(k), row] for k, row in self._top],
+                "profiles": self.profiles.state() if self.profiles is not None else None}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SummaryBuilder:
+        """A builder from `state()`'s data."""
+        b = cls(state["policy"]["name"], state["policy"]["version"])
+        b.inputs = [dict(i) for i in state["inputs"]]
+        b.actions.update(state["actions"])
+        b.rules.update(state["rules"])
+        for name, (turns, actions, sums) in state["sources"].items():
+            b.sources[name].turns, b.sources[name].value_sums = turns, np.array(sums, np.float64)
+            b.sources[name].actions.update(actions)
+        b.histograms = np.array(state["histograms"], np.int64)
+        b.bad_lines, b.bad_line_examples = state["bad_lines"], list(state["bad_line_examples"])
+        b._top = [(tuple(k), row) for k, row in state["top"]]
+        heapq.heapify(b._top)
+        b.profiles = ProfileTracker.from_state(state["profiles"]) if state["profiles"] is not None else None
+        return b
+
+    def merge(self, other: SummaryBuilder) -> SummaryBuilder:
+        """Fold in a partial summary of other turns of the same inputs (in place; returns self). Associative and
+        commutative: counts and sums add, and the top-K keeps the worst by a key that ends in the turn's place in
+        the audit, so any split of an audit merges into the summary of the whole (up to float rounding of the
+        means' sums). Bad-line examples are kept in merge order, up to their bound."""
+        for mine, theirs in zip(self.inputs, other.inputs, strict=True):
+            mine["turns"] += theirs["turns"]
+            mine["bad_lines"] += theirs["bad_lines"]
+        self.actions.update(other.actions)
+        self.rules.update(other.rules)
+        for name, s in other.sources.items():
+            mine_s = self.sources[name]
+            mine_s.turns += s.turns
+            mine_s.actions.update(s.actions)
+            mine_s.value_sums = mine_s.value_sums + s.value_sums
+        self.histograms = self.histograms + other.histograms
+        self.bad_lines += other.bad_lines
+        room = MAX_BAD_LINE_EXAMPLES - len(self.bad_line_examples)
+        self.bad_line_examples += other.bad_line_examples[:max(room, 0)]
+        self._top = heapq.nlargest(TOP_FLAGGED, self._top + other._top, key=lambda kr: kr[0])
+        heapq.heapify(self._top)
+        if self.profiles is not None and other.profiles is not None:
+            self.profiles.merge(other.profiles)
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         turns = sum(s.turns for s in self.sources.values())

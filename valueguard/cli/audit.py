@@ -33,41 +33,41 @@ FORMATS = ["auto", "openai", "sharegpt", "hh-rlhf", "fulcra", "scored", "plain",
 @click.option("--neighbors", "n_neighbors", default=5, show_default=True, help="Evidence rows kept per response.")
 @click.option("--max-line-bytes", default=1_000_000, show_default=True, type=click.IntRange(min=1),
               help="A longer input line (or logs.db value) is a bad line, skipped unparsed.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process; ray: Ray Data actors, the same records (pip install 'valueguard[ray]'; "
+                   "docs/scale.md).")
+@click.option("--ray-address", default=None, help="Ray cluster to join (e.g. ray://head:10001 or auto); default: "
+                                                   "start a local Ray of --workers CPUs.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Ray actors, each holding the model, index and policy once (--engine ray).")
 @index_option
 @json_option
 @click.pass_context
 def audit(ctx: click.Context, inputs: tuple[Path, ...], out_path: Path, policy_name: str, summary_path: Path | None,
           report_path: Path | None, fmt: str, exit_zero: bool, batch_size: int, n_neighbors: int,
-          max_line_bytes: int, index_dir: Path | None, as_json: bool) -> None:
+          max_line_bytes: int, engine: str, ray_address: str | None, workers: int, index_dir: Path | None,
+          as_json: bool) -> None:
     """Audit the assistant turns of logs: chat JSONL (OpenAI, ShareGPT), HH-RLHF, FULCRA, plain, llm logs.db.
 
     Exit code: 0 nothing flagged, 1 responses flagged (block or rewrite), 3 some lines could not be read
     (each reported by number; the rest was audited), 2 an error.
     """
-    from valueguard.audit.runner import count_records, run_audit
     from valueguard.policy.model import Policy, PolicyError
 
     try:
         policy = Policy.load(policy_name)
     except PolicyError as e:
         raise CliError(str(e)) from e
-    estimator = _estimator(index_dir)
     quiet = ctx.obj["quiet"] or not sys.stderr.isatty()
-    try:
-        total = 0 if quiet else sum(count_records(p, fmt, max_line_bytes=max_line_bytes) for p in inputs)
-        result = run_audit(estimator, list(inputs), out_path, policy=policy, format=fmt, batch_size=batch_size,
-                           neighbors=n_neighbors, progress=_progress(total, "audit", quiet),
-                           max_line_bytes=max_line_bytes)
-    except ValueError as e:  # an undetectable format, named with its file
-        raise CliError(str(e)) from e
-    if summary_path:
-        summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
-    if report_path:
-        from valueguard.audit.report import render_report
-
-        report_path.write_text(render_report(result.summary), encoding="utf-8")
+    if engine == "ray":
+        result = _audit_on_ray(inputs, out_path, policy_name, fmt, batch_size, n_neighbors, workers, ray_address,
+                               not quiet, max_line_bytes, index_dir)
+    else:
+        result = _audit_here(inputs, out_path, policy, fmt, batch_size, n_neighbors, max_line_bytes, index_dir,
+                             quiet)
+    _write_outputs(result, summary_path, report_path)
     text = (f"audited {result.audited} responses from {len(inputs)} file(s) -> {out_path}; "
-            f"{result.flagged} flagged by policy {policy.name!r}")
+            f"{result.flagged} flagged by policy {policy.name!r} ({result.throughput:.1f} responses/s, {engine})")
     if result.bad_lines:
         shown = "; ".join(f"{Path(b['path']).name} line {b['line']}: {b['reason']}"
                           for b in result.bad_line_examples[:10])
@@ -79,3 +79,43 @@ def audit(ctx: click.Context, inputs: tuple[Path, ...], out_path: Path, policy_n
         ctx.exit(EXIT_BAD_LINES)
     if result.flagged:
         ctx.exit(EXIT_FLAGGED)
+
+
+def _audit_here(inputs: tuple[Path, ...], out_path: Path, policy: Any, fmt: str, batch_size: int, n_neighbors: int,
+                max_line_bytes: int, index_dir: Path | None, quiet: bool) -> Any:
+    from valueguard.audit.runner import count_records, run_audit
+
+    estimator = _estimator(index_dir)
+    try:
+        total = 0 if quiet else sum(count_records(p, fmt, max_line_bytes=max_line_bytes) for p in inputs)
+        result = run_audit(estimator, list(inputs), out_path, policy=policy, format=fmt, batch_size=batch_size,
+                           neighbors=n_neighbors, progress=_progress(total, "audit", quiet),
+                           max_line_bytes=max_line_bytes)
+    except ValueError as e:  # an undetectable format, named with its file
+        raise CliError(str(e)) from e
+    return result
+
+
+def _audit_on_ray(inputs: tuple[Path, ...], out_path: Path, policy_name: str, fmt: str, batch_size: int,
+                  n_neighbors: int, workers: int, address: str | None, progress: bool, max_line_bytes: int,
+                  index_dir: Path | None) -> Any:
+    from valueguard.audit.ray_engine import run_audit_ray
+    from valueguard.config import default_index_dir
+
+    directory = index_dir or default_index_dir()
+    _estimator(directory)  # the index is verified here, before any worker starts
+    try:
+        return run_audit_ray(directory, list(inputs), out_path, policy=policy_name, format=fmt,
+                             batch_size=batch_size, neighbors=n_neighbors, workers=workers, address=address,
+                             progress=progress, max_line_bytes=max_line_bytes)
+    except (ValueError, RuntimeError) as e:
+        raise CliError(str(e)) from e
+
+
+def _write_outputs(result: Any, summary_path: Path | None, report_path: Path | None) -> None:
+    if summary_path:
+        summary_path.write_text(json.dumps(result.summary, indent=2, ensure_ascii=False), encoding="utf-8")
+    if report_path:
+        from valueguard.audit.report import render_report
+
+        report_path.write_text(render_report(result.summary), encoding="utf-8")

@@ -31,11 +31,14 @@ def index() -> None:
               help="How neighbours become values: 'pair' (the value model refined by the (prompt, response) pair "
                    "vector, measured best: docs/quality.md), 'model' (the value model alone) or 'knn' (the "
                    "neighbours' weighted mean).")
+@click.option("--index-type", type=click.Choice(["flat", "ivf", "hnsw"]), default=None,
+              help="FAISS index kind: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for large reference sets; "
+                   "docs/scale.md). Default: flat below 100,000 rows, hnsw from there.")
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date index is there.")
 @json_option
 @click.pass_context
 def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | None, model: str | None,
-                text_form: str, readout: str, force: bool, as_json: bool) -> None:
+                text_form: str, readout: str, index_type: str | None, force: bool, as_json: bool) -> None:
     """Embed the reference data and write a verified index (cached: unchanged inputs are not rebuilt)."""
     from valueguard.embedders.backends import make_index_embedder
     from valueguard.estimation.value_index import build_cached
@@ -48,20 +51,23 @@ def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | No
     out = out or default_index_dir()
     try:
         result = build_cached(paths, out, make_index_embedder(model or default_model()),
-                              text_form=text_form, readout=readout, force=force,  # type: ignore[arg-type]
+                              text_form=text_form, readout=readout, index_type=index_type,  # type: ignore[arg-type]
+                              force=force,
                               progress_factory=lambda n: _progress(n, "embedding", ctx.obj["quiet"]))
     except (ValueError, FileNotFoundError) as e:
         raise CliError(str(e)) from e
     m = result.index.manifest
     payload = {"index": str(out), "built": result.built, "rows": m.rows, "model": m.model,
-               "text_form": m.text_form, "build_seconds": m.build_seconds, "duplicates_dropped": result.duplicates,
+               "text_form": m.text_form, "index_type": m.index_type, "index_params": m.index_params,
+               "build_seconds": m.build_seconds, "duplicates_dropped": result.duplicates,
                "reference_files": [r.to_dict() for r in result.reports], **_export_for_queries(m.model)}
     if result.built:
-        text = "\n".join([f"built {out}: {m.rows} rows, {m.model}, {m.text_form} form, {m.build_seconds:.0f} s"]
+        text = "\n".join([f"built {out}: {m.rows} rows, {m.model}, {m.text_form} form, "
+                          f"{m.index_type} FAISS index, {m.build_seconds:.0f} s"]
                          + [f"  {r.describe()}" for r in result.reports]
                          + ([f"  {result.duplicates} duplicate pair(s) kept once"] if result.duplicates else []))
     else:
-        text = f"index at {out} is up to date ({m.rows} rows, {m.model}); nothing to do (--force rebuilds)"
+        text = f"index at {out} is up to date ({m.rows} rows, {m.model}, {m.index_type}); nothing to do (--force rebuilds)"
     _emit(as_json, payload, text)
 
 

@@ -114,8 +114,11 @@ def index_add(ctx: click.Context, files: tuple[Path, ...], index_dir: Path | Non
     lines = [f"added {result.added} row(s) to {directory}: {result.rows_before} -> {result.rows} rows, "
              f"{result.duplicates} already in the index skipped"]
     lines += [f"  {r.describe()}" for r in result.reports]
-    lines.append(f"  refitted: {result.refitted or 'nothing (the read-out has no fitted part)'}" if result.added
-                 else "  nothing new: the index is unchanged")
+    if result.added:
+        lines.append(f"  {result.faiss_update}")
+        lines.append(f"  refitted: {result.refitted or 'nothing (the read-out has no fitted part)'}")
+    else:
+        lines.append("  nothing new: the index is unchanged")
     lines.append(f"  {result.seconds:.1f} s (embedding {result.embed_seconds:.1f} s, refit {result.refit_seconds:.1f} s)")
     _emit(as_json, result.to_dict(), "\n".join(lines))
     if any(r.bad_lines for r in result.reports):

@@ -3,7 +3,7 @@
 Only the new rows are embedded (with the index's own embedder, as `index build` embeds); they are appended to the
 FAISS index, values.npy and rows.jsonl, and the index's read-out is fitted again on all rows through the ReadOut
 protocol (`readout_class(manifest.readout).fit(ReadOutFit(...))`, the call `index build` makes), so any registered
-read-out refits alike. The old rows' response vectors come back out of the flat FAISS index (`reconstruct_n`). A
+read-out refits alike. The old rows' response vectors come back out of the FAISS index (`reconstruct_n`). A
 read-out that reads prompts (`reads_prompt`) also gets each row's prompt vector, which an index does not keep: the
 first add embeds the old rows' prompts once (their stored 400-character snippets, distinct prompts only) and keeps
 every row's prompt vector in `prompt_embeddings.npy`, hashed in the manifest, so later adds embed nothing old.
@@ -13,6 +13,8 @@ The texts a refit gets: the added rows' full prompt and response; for the rows a
 themselves is refitted on those snippets for the old rows (`index build` gives it the full texts).
 
 A row whose (prompt, response) is already in the index (compared as the stored snippets) is skipped and counted.
+The FAISS index is added to, never retrained: an ivf index puts the new rows in the lists trained at build (its
+centroids are kept), an hnsw one links them into its graph, a flat one appends them; `faiss_update` says which.
 Each added file is listed in the manifest's reference files (a file of the same name listed before is replaced:
 adding a grown labels.jsonl again adds only its new lines), so `index info` and `index build --reference` stay
 honest about what the index holds.
@@ -32,6 +34,7 @@ import numpy as np
 from valueguard.embedders.base import Embedder
 from valueguard.estimation.readout import ReadOut, ReadOutFit, readout_class
 from valueguard.estimation.value_index import ValueIndex, reference_arrays
+from valueguard.index import kinds
 from valueguard.index.manifest import (
     KEPT_FILES, SNIPPET_CHARS, Manifest, ReferenceFileEntry, ValueIndexError, format_text, rebuild_hint,
 )
@@ -56,6 +59,7 @@ class AddResult:
     reports: list[ReadReport] = field(default_factory=list)
     refitted: str | None = None  # what was refitted, e.g. "read-out 'model' on 5,020 rows"; None: nothing to
     #                              refit (a read-out without files, e.g. knn, has no fitted part)
+    faiss_update: str | None = None  # what adding did to the FAISS index (index/kinds.py, describe_add)
     embed_seconds: float = 0.0
     refit_seconds: float = 0.0
     seconds: float = 0.0
@@ -67,6 +71,7 @@ class AddResult:
     def to_dict(self) -> dict:
         return {"index": self.directory, "rows_before": self.rows_before, "added": self.added, "rows": self.rows,
                 "duplicates_skipped": self.duplicates, "refitted": self.refitted,
+                "faiss_update": self.faiss_update,
                 "embed_seconds": round(self.embed_seconds, 2), "refit_seconds": round(self.refit_seconds, 2),
                 "seconds": round(self.seconds, 2), "reference_files": [r.to_dict() for r in self.reports]}
 
@@ -177,6 +182,7 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
     store.rows += [RowInfo(r.id, r.source, r.label_kind, r.prompt[:SNIPPET_CHARS], r.response[:SNIPPET_CHARS])
                    for r in records]
     result.added = len(records)
+    result.faiss_update = kinds.describe_add(m.index_type, m.index_params, len(records))
 
     t = time.perf_counter()
     refitted = ValueIndex(store, refit_readout(store, responses, prompts, prompt_emb))

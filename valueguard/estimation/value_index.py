@@ -70,12 +70,13 @@ class ValueIndex:
 
     @classmethod
     def build(cls, reference: ReferenceSet, embedder: Embedder, *, text_form: TextForm = "response",
-              readout: str = "model", batch_size: int = 64,
+              readout: str = "model", index_type: str | None = None, batch_size: int = 64,
               progress: Callable[[int], None] | None = None) -> ValueIndex:
-        """Embed every reference row (in batches; `progress(n)` after each), index it, fit the read-out."""
+        """Embed every reference row (in batches; `progress(n)` after each), index it in a FAISS index of
+        `index_type` (None: chosen by size), fit the read-out."""
         readout_cls = readout_class(readout)
         store = ReferenceIndex.build(reference, embedder, text_form=text_form, readout=readout,
-                                     batch_size=batch_size, progress=progress)
+                                     index_type=index_type, batch_size=batch_size, progress=progress)
         fitted = readout_cls.fit(fit_data(reference, store, embedder, reads_prompt=readout_cls.reads_prompt,
                                           batch_size=batch_size))
         return cls(store, fitted)
@@ -143,9 +144,11 @@ class BuildResult:
 
 
 def build_cached(reference_paths: Sequence[str | Path], out: str | Path, embedder: Embedder, *,
-                 text_form: TextForm = "response", readout: str = "model", force: bool = False,
+                 text_form: TextForm = "response", readout: str = "model", index_type: str | None = None,
+                 force: bool = False,
                  progress_factory: Callable[[int], Callable[[int], None]] | None = None) -> BuildResult:
-    """Build the index at `out`, unless one built from the same files, model and text form is there already.
+    """Build the index at `out`, unless one built from the same files, model, text form, read-out and FAISS
+    index kind (`index_type`; None: whatever kind is there) is there already.
 
     A present index that fails verification is rebuilt, never trusted.
     """
@@ -153,13 +156,15 @@ def build_cached(reference_paths: Sequence[str | Path], out: str | Path, embedde
     if not force and (out / "manifest.json").is_file():
         try:
             existing = ValueIndex.load(out, model=embedder.model_id)
-            if existing.is_current(reference_paths, embedder.model_id, text_form, readout):
+            if (existing.is_current(reference_paths, embedder.model_id, text_form, readout)
+                    and index_type in (None, existing.manifest.index_type)):
                 return BuildResult(existing, built=False)
         except ValueIndexError:
             pass
     reference = ReferenceSet.from_files(reference_paths)
     progress = progress_factory(len(reference)) if progress_factory else None
-    index = ValueIndex.build(reference, embedder, text_form=text_form, readout=readout, progress=progress)
+    index = ValueIndex.build(reference, embedder, text_form=text_form, readout=readout, index_type=index_type,
+                             progress=progress)
     index.save(out)
     return BuildResult(index, True, reference.reports, reference.duplicates)
 

@@ -4,7 +4,7 @@ On disk (no pickle anywhere): `manifest.json`, `index.faiss` (FAISS's own format
 float32, read with allow_pickle=False), `rows.jsonl` (id, source, label kind, a snippet of the text) and the files
 of the index's read-out (for the default one, `value_model.npz`; valueguard/estimation/readout/).
 The manifest holds the sha256 of those files, so a file changed after the build is refused, and a digest of its
-own fields (model, dimension, rows, text form, read-out, value names, file hashes), so an edited manifest is refused
+own fields (model, dimension, rows, text form, read-out, FAISS index kind, value names, file hashes), so an edited manifest is refused
 too; what the files themselves say (FAISS's dimension and row count, the read-out's shapes) is checked against it.
 Every failure to load is a ValueIndexError naming the file and the field (docs/reliability.md).
 """
@@ -19,6 +19,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from valueguard.errors import ValueGuardError
+from valueguard.index.kinds import IndexType
 
 FORMAT_VERSION = 2
 TextForm = Literal["dialogue", "response"]
@@ -82,6 +83,12 @@ class Manifest(BaseModel):
                          description="How neighbours become values: 'model' (fitted ValueModel), 'knn', or another "
                          "registered read-out.")
     value_names: list[str] = Field(description="Column order of values.npy.")
+    # A default, so that a manifest from before the kinds (always a flat index) loads as what it is.
+    index_type: IndexType = Field(default="flat", description="FAISS index kind of index.faiss: 'flat' (exact), "
+                                  "'ivf' (IndexIVFFlat) or 'hnsw' (IndexHNSWFlat), all inner product.")
+    index_params: dict[str, int] = Field(default_factory=dict, description="The kind's build and search "
+                                         "parameters: nlist and nprobe for ivf; M, ef_construction and ef_search "
+                                         "for hnsw; none for flat.")
     reference_files: list[ReferenceFileEntry] = Field(description="The reference files, hashed.")
     files: dict[str, str] = Field(description="sha256 of index.faiss, values.npy, rows.jsonl and the read-out's files.")
     built_at: str = Field(description="UTC time of the build.")
@@ -93,4 +100,7 @@ class Manifest(BaseModel):
         """sha256 of the fields that say what the index is."""
         fields = self.model_dump(include={"format_version", "model", "dimension", "rows", "text_form", "readout",
                                           "value_names", "files", "reference_files"})
+        # A flat index's digest is the one written before the kinds existed, so those manifests still verify.
+        if self.index_type != "flat" or self.index_params:
+            fields.update(index_type=self.index_type, index_params=self.index_params)
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from valueguard.embedders.base import Embedder
+from valueguard.index import kinds
 from valueguard.index.manifest import (
     FORMAT_VERSION, KEPT_FILES, MAX_MANIFEST_BYTES, SNIPPET_CHARS, STORE_FILES, IndexNotFoundError, Manifest,
     ReferenceFileEntry, TextForm, ValueIndexError, file_error, format_text, rebuild_hint,
@@ -82,35 +83,52 @@ class ReferenceIndex:
     def label_kinds(self) -> list[str]:
         return [r.label_kind for r in self.rows]
 
+    @property
+    def index_type(self) -> str:
+        return self.manifest.index_type
+
     def embeddings(self) -> np.ndarray:
-        """(n, d) the rows' embeddings, read back from the flat FAISS index (exact)."""
+        """(n, d) the rows' embeddings, read back from the FAISS index (every kind keeps them exactly)."""
         return self.faiss_index.reconstruct_n(0, self.faiss_index.ntotal)
 
     @classmethod
     def build(cls, reference: ReferenceSet, embedder: Embedder, *, text_form: TextForm = "response",
-              readout: str = "model", batch_size: int = 64,
+              readout: str = "model", index_type: str | None = None, batch_size: int = 64,
               progress: Callable[[int], None] | None = None) -> ReferenceIndex:
-        """Embed every reference row (in batches; `progress(n)` after each) and index it; `readout` is only
-        recorded in the manifest (the caller fits it)."""
-        import faiss
-
+        """Embed every reference row (in batches; `progress(n)` after each) and index it in a FAISS index of
+        `index_type` (None: by size, kinds.default_index_type); `readout` is only recorded in the manifest (the
+        caller fits it)."""
+        kind = index_type or kinds.default_index_type(len(reference))
+        if kind not in kinds.INDEX_TYPES:
+            raise ValueError(f"unknown index type {kind!r}: one of {', '.join(kinds.INDEX_TYPES)}")
         if len(reference) == 0:
             raise ValueError("cannot build an index from an empty reference set")
         start = time.perf_counter()
         emb = embed_texts(embedder, [format_text(r.response, r.prompt, text_form) for r in reference], batch_size,
                           progress)
-        index = faiss.IndexFlatIP(emb.shape[1])
-        index.add(emb)
+        params = kinds.default_params(kind, len(reference))
+        index = kinds.new_index(kind, emb, params)
         rows = [RowInfo(r.id, r.source, r.label_kind, r.prompt[:SNIPPET_CHARS], r.response[:SNIPPET_CHARS])
                 for r in reference]
         manifest = Manifest(
             format_version=FORMAT_VERSION, model=embedder.model_id, dimension=int(emb.shape[1]), rows=len(rows),
-            text_form=text_form, readout=readout, value_names=list(VALUE_NAMES),
-            reference_files=[ReferenceFileEntry(**vars(f)) for f in reference.files], files={},
+            text_form=text_form, readout=readout, value_names=list(VALUE_NAMES), index_type=kind,  # type: ignore[arg-type]
+            index_params=params, reference_files=[ReferenceFileEntry(**vars(f)) for f in reference.files], files={},
             built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             build_seconds=round(time.perf_counter() - start, 2),
         )
         return cls(index, reference.value_matrix(), rows, manifest)
+
+    def rebuilt_as(self, index_type: str, params: dict[str, int] | None = None) -> ReferenceIndex:
+        """The same rows in a FAISS index of another kind (their vectors read back, nothing embedded again);
+        `params`: the kind's parameters (default: kinds.default_params for this many rows)."""
+        if index_type not in kinds.INDEX_TYPES:
+            raise ValueError(f"unknown index type {index_type!r}: one of {', '.join(kinds.INDEX_TYPES)}")
+        params = dict(params if params is not None else kinds.default_params(index_type, len(self)))
+        manifest = self.manifest.model_copy(update={"index_type": index_type, "index_params": params, "files": {},
+                                                    "digest": ""})
+        faiss_index = kinds.new_index(index_type, np.ascontiguousarray(self.embeddings()), params)
+        return ReferenceIndex(faiss_index, self.values, self.rows, manifest)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine similarities and row numbers of the k nearest rows of each query (rows best first)."""
@@ -235,6 +253,13 @@ def _load_files(directory: Path, m: Manifest, faiss: Any) -> tuple[Any, np.ndarr
         index = faiss.read_index(str(path))
     except Exception as e:  # FAISS raises RuntimeError with a C++ trace; the cause is the file
         raise file_error(path, "index", f"not a readable FAISS index ({type(e).__name__})") from None
+    found = kinds.kind_of(index)
+    if found != m.index_type:
+        raise file_error(path, "index_type", f"the FAISS index is {found}, the manifest says {m.index_type}")
+    try:
+        kinds.prepare(index, m.index_type, m.index_params)
+    except KeyError as e:
+        raise file_error(path.parent / "manifest.json", "index_params", f"{m.index_type} needs {e}") from None
     if index.d != m.dimension:
         raise file_error(path, "dimension", f"the FAISS index has dimension {index.d}, the manifest says {m.dimension}")
     if index.ntotal != m.rows:

@@ -10,6 +10,7 @@ Embeddings of reference files are cached under DATA_DIR/cache, keyed by model an
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,10 +86,14 @@ def _embed(ref: ReferenceSet, embedder: Embedder, cache: Path | None) -> _Embedd
                      [r.prompt for r in ref], embedder.model_id)
 
 
+TopK = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
 def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_test: np.ndarray, *,
-             readout: str, use_prompt: bool, k: int, tau: float) -> tuple[np.ndarray, ...]:
+             readout: str, use_prompt: bool, k: int, tau: float,
+             top_k: TopK = exact_top_k) -> tuple[np.ndarray, ...]:
     """Fit `readout` on the training rows and read out the test rows, through the ReadOut protocol as the
-    estimator does (exact neighbours: what FAISS's flat index computes)."""
+    estimator does (`top_k(queries, base, k)`: by default exact neighbours, what FAISS's flat index computes)."""
     readout_cls = readout_class(readout)
     values = train.ref.value_matrix()[rows_train]
     kinds = np.array([train.ref.records[i].label_kind for i in rows_train])
@@ -98,7 +103,7 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
         [train.ref.records[i].response for i in rows_train], [train.ref.records[i].prompt for i in rows_train],
         train.response[rows_train], train.prompt[rows_train], reference, model_id=train.model_id))
     q = test.response[rows_test]
-    sims, idx = exact_top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
+    sims, idx = top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
     read_prompt = use_prompt and readout_cls.reads_prompt
     out = read_out(fitted, ReadOutInput(
         [test.responses[i] for i in rows_test], [test.prompts[i] if read_prompt else None for i in rows_test],
@@ -108,8 +113,10 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
 
 def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 5, readout: str = "model",
                    use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, seed: int = 0,
-                   cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
-    """Every row estimated from an index (and value model) built without its prompt group.
+                   cache: Path | None = None, query_embedder: Embedder | None = None,
+                   top_k: TopK = exact_top_k) -> HeldOut:
+    """Every row estimated from an index (and value model) built without its prompt group (`top_k`: how the
+    neighbours are found; default exact).
 
     `query_embedder`: embeds the estimated rows (as a guard's queries), while the index and model stay on
     `embedder`'s vectors, as at run time (e.g. int8 queries against an fp32 index)."""
@@ -121,17 +128,19 @@ def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 
     for f in np.unique(fold):
         te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
         values[te], against[te], conf[te] = _predict(data, queries, tr, te, readout=readout,
-                                                     use_prompt=use_prompt, k=k, tau=tau)
+                                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k)
     return HeldOut(reference.value_matrix(), np.array([r.label_kind for r in reference]), values, against, conf)
 
 
 def held_out(reference: ReferenceSet, test: ReferenceSet, embedder: Embedder, *, readout: str = "model",
              use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
-             cache: Path | None = None, query_embedder: Embedder | None = None) -> HeldOut:
-    """The test rows estimated from an index (and value model) built from the reference rows."""
+             cache: Path | None = None, query_embedder: Embedder | None = None,
+             top_k: TopK = exact_top_k) -> HeldOut:
+    """The test rows estimated from an index (and value model) built from the reference rows; `top_k`: how
+    neighbours are found (e.g. an approximate FAISS index, benchmarks/index_scale.py)."""
     train, tst = _embed(reference, embedder, cache), _embed(test, query_embedder or embedder, cache)
     values, against, conf = _predict(train, tst, np.arange(len(reference)), np.arange(len(test)), readout=readout,
-                                     use_prompt=use_prompt, k=k, tau=tau)
+                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k)
     return HeldOut(test.value_matrix(), np.array([r.label_kind for r in test]), values, against, conf)
 
 

@@ -163,7 +163,9 @@ def test_calibrate_writes_a_policy_that_loads(run, small_reference, tmp_path):
 
     args = [a for p in small_reference for a in ("--reference", p)]
     out = tmp_path / "cal.yaml"
-    r = run("calibrate", "--policy", "default", "--target-recall", "rewrite=0.5", "--out", out, *args, "--folds", "3")
+    # kNN: the quickest read-out; what is checked here is the written policy (the pair read-out: further down)
+    r = run("calibrate", "--policy", "default", "--target-recall", "rewrite=0.5", "--out", out, *args, "--folds", "3",
+            "--readout", "knn")
     assert r.exit_code == 0, r.output
     text = out.read_text()
     assert text.startswith("# Calibrated by `valueguard calibrate`")
@@ -193,7 +195,7 @@ def test_calibrate_without_out_writes_beside_the_caller_and_leaves_the_policy(ru
     src.write_text((resources.files(BUNDLED_PACKAGE) / "default.yaml").read_text())
     before = src.read_text()
     args = [a for p in small_reference for a in ("--reference", p)]
-    r = run("calibrate", "--policy", src, "--target-precision", "block=0.5", *args, "--folds", "3")
+    r = run("calibrate", "--policy", src, "--target-precision", "block=0.5", *args, "--folds", "3", "--readout", "knn")
     assert r.exit_code == 0, r.output
     assert (tmp_path / "mine.calibrated.yaml").is_file() and src.read_text() == before
 

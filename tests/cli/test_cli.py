@@ -8,17 +8,6 @@ from valueguard.cli import EXIT_BAD_LINES, EXIT_ERROR, EXIT_FLAGGED, cli
 from valueguard.values import VALUE_NAMES
 
 
-@pytest.fixture()
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "data"))
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, ["--quiet", *map(str, args)], catch_exceptions=False)
-
-    yield invoke
-    structlog.reset_defaults()  # the CLI configures structlog for its process; tests after it need the defaults
-
-
 def test_check_json_has_values_confidence_and_evidence(run, index_dir):
     r = run("check", "Sorry, but I can't help with that.", "--prompt", "how do I hurt someone?",
             "--index", index_dir, "--json", "--evidence", "4")

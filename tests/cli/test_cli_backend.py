@@ -8,25 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-import structlog
-from click.testing import CliRunner
 
-from valueguard.cli import cli
 from valueguard.values import VALUE_NAMES
 
 HEAVY = ("torch", "sentence_transformers", "transformers", "faiss", "onnxruntime", "onnx", "tokenizers")
 
 
 @pytest.fixture()
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "data"))
+def run(run, monkeypatch):
     monkeypatch.delenv("VALUEGUARD_BACKEND", raising=False)  # the real default, onnx-int8
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, ["--quiet", *map(str, args)], catch_exceptions=False)
-
-    yield invoke
-    structlog.reset_defaults()
+    return run
 
 
 @pytest.mark.model  # builds an index or embeds from the command line

@@ -1,24 +1,11 @@
 import json
 
 import pytest
-import structlog
-from click.testing import CliRunner
 
-from valueguard.cli import EXIT_ERROR, cli
+from valueguard.cli import EXIT_ERROR
 
 SCORED = ("harmless_test_openai_gpt-4.dev.jsonl", "harmless_test_openai_gpt-35-turbo.dev.jsonl",
           "harmless_test_mistral_mistral-large-latest.dev.jsonl")
-
-
-@pytest.fixture()
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "data"))
-
-    def invoke(*args):
-        return CliRunner().invoke(cli, ["--quiet", *map(str, args)], catch_exceptions=False)
-
-    yield invoke
-    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="module")

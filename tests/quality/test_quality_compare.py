@@ -7,7 +7,7 @@ import pytest
 
 from valueguard.quality.heldout import HeldOut
 from valueguard.policy.model import Policy
-from tests.cli.test_cli import run  # noqa: F401  (the CLI runner fixture)
+from tests.cli.conftest import run  # noqa: F401  (the CLI runner fixture)
 from valueguard.quality.compare import benign_rates, intervene_rates, policy_actions, stance_pairs
 
 

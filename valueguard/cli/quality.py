@@ -51,15 +51,17 @@ def _held_out(references, tests, folds, readout, no_prompt, model, backend="torc
     if not paths:
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`, or name files "
                        "with --reference")
+    if cache is None:
+        return _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend)
+    # Hashing the files and the code costs a read of each: only when a cache was asked for.
     key = held_out_key([*paths, *tests], {"folds": folds, "readout": readout, "prompt": not no_prompt,
                                           "model": model or default_model(), "backend": backend,
                                           "references": len(paths), "tests": len(tests)})
-    if cache is not None and (saved := load_held_out(cache, key)) is not None:
+    if (saved := load_held_out(cache, key)) is not None:
         click.echo(f"held-out estimates reused from {cache} ({key})", err=True)
         return saved
     h, setup = _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend)
-    if cache is not None:
-        save_held_out(cache, key, h, setup)
+    save_held_out(cache, key, h, setup)
     return h, setup
 
 
@@ -147,8 +149,8 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
     benign = _benign_turns(benign_path, benign_lines)
     rows = compare(ReferenceSet.from_files(paths), SentenceTransformerEmbedder(model or default_model()), policy,
                    benign, folds=folds,
-                   held_out=lambda s: _held_out(references, (), folds, s.readout, not s.use_prompt, model,
-                                                cache=cache)[0])
+                   held_out=None if cache is None else
+                   lambda s: _held_out(references, (), folds, s.readout, not s.use_prompt, model, cache=cache)[0])
     benign_note = f"{len(benign)} HH-RLHF helpful turns" if benign else "none (no HH-RLHF file: valueguard data pull)"
     lines = [f"{folds}-fold cross-validation grouped by prompt; policy {policy.name} {policy.version}; benign: "
              f"{benign_note}",

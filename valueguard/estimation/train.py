@@ -3,8 +3,8 @@
 The stacker is what `index build` cannot afford to fit (five value-model fits and one pair encoding per row, a few
 minutes on two cores), so the package ships the one fitted on the default FULCRA files, in
 valueguard/estimation/readout/trained/. `make train` rewrites it; the manifest beside it says what it was fitted on
-(the data hash the read-out checks, the reference files' sha256, seed, folds, L2, encoder) and the sha256 of the
-weights, so a stale or edited file is never used.
+(the data hash the read-out checks, the reference files' sha256, folds, the stacker's seeds and
+hyper-parameters, encoder) and the sha256 of the weights, so a stale or edited file is never used.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from valueguard.embedders.base import Embedder
-from valueguard.estimation.readout import pair
+from valueguard.estimation.readout import pair, stacker
 from valueguard.estimation.value_index import fit_data
 from valueguard.index.store import ReferenceIndex
 from valueguard.reference.dataset import ReferenceSet
@@ -50,8 +50,11 @@ def train_pair_stacker(reference: ReferenceSet, embedder: Embedder, out: Path | 
     seconds = round(time.perf_counter() - start, 1)
     manifest = {
         "file": weights.name, "sha256": sha, "data_sha256": digest, "rows": len(data.responses),
-        "model": data.model_id, "pair_encoder": "onnx-int8", "folds": pair.FOLDS, "seed": pair.SEED,
-        "l2": pair.STACKER_L2, "stacker_version": pair.STACKER_VERSION,
+        "model": data.model_id, "pair_encoder": "onnx-int8", "pair_pooling": pair.PAIR_POOLING, "folds": pair.FOLDS, "fold_seed": pair.SEED,
+        "stacker_version": pair.STACKER_VERSION,
+        "stacker": {"kind": "mlp", "hidden": stacker.HIDDEN, "dropout": stacker.DROPOUT, "epochs": stacker.EPOCHS,
+                    "batch": stacker.BATCH, "learning_rate": stacker.LEARNING_RATE,
+                    "weight_decay": stacker.WEIGHT_DECAY, "seeds": list(stacker.SEEDS)},
         "reference_files": [{"name": f.name, "sha256": f.sha256} for f in reference.files],
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
         "command": "valueguard train (make train)",

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from valueguard.cli import cli
 from valueguard.embedders.onnx_runtime import OnnxEmbedder
 from valueguard.estimation.estimator import ValueEstimator
-from valueguard.estimation.readout import pair
+from valueguard.estimation.readout import pair, stacker
 from valueguard.estimation.train import train_pair_stacker
 from valueguard.estimation.value_index import ValueIndex, fit_data
 from valueguard.index.store import ReferenceIndex
@@ -62,6 +62,24 @@ def test_pair_vectors_read_both_segments():
         onnx.embed_pairs(["a"], ["b", "c"])
 
 
+def test_pair_segments_are_pooled_apart_from_one_pass():
+    onnx = OnnxEmbedder()
+    prompts, responses = [POISON[0], REFUSAL[0]], [POISON[1], REFUSAL[1]]
+    segments = onnx.embed_pair_segments(prompts, responses)
+    d = onnx.dimension
+    assert segments.shape == (2, 2 * d) and segments.dtype == np.float32
+    assert np.linalg.norm(segments[:, :d], axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert np.linalg.norm(segments[:, d:], axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
+    # One pass over the pair: the same prompt's tokens read differently next to another answer...
+    assert float(segments[0, :d] @ segments[1, :d]) < 0.999
+    # ...and the response half is not the response embedded alone.
+    assert float(segments[0, d:] @ onnx.embed([POISON[1]])[0]) < 0.999
+    # A batch gives each row what it gives alone.
+    assert np.allclose(onnx.embed_pair_segments(prompts[:1], responses[:1])[0], segments[0], atol=1e-6)
+    with pytest.raises(ValueError, match="same length"):
+        onnx.embed_pair_segments(["a"], ["b", "c"])
+
+
 def test_the_index_saves_and_loads_the_pair_read_out(pair_build, pair_index, pair_estimator):
     manifest = json.loads((pair_index / "manifest.json").read_text())
     assert manifest["readout"] == "pair"
@@ -94,14 +112,15 @@ def test_loaded_read_out_predicts_what_the_fitted_one_did(pair_index, embedder, 
 def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, split, embedder, tmp_path):
     trained = train_pair_stacker(small, embedder, tmp_path / "trained")
     meta = json.loads((tmp_path / "trained" / "pair_stacker.json").read_text())
-    assert meta["rows"] == len(small) and meta["data_sha256"] == trained.data_sha256 and meta["seed"] == pair.SEED
+    assert meta["rows"] == len(small) and meta["data_sha256"] == trained.data_sha256 and meta["fold_seed"] == pair.SEED
+    assert meta["stacker"]["seeds"] == list(stacker.SEEDS) and meta["stacker_version"] == stacker.STACKER_VERSION
     store = ReferenceIndex.build(small, embedder, text_form="response", readout="pair")
     data = fit_data(small, store, embedder, reads_prompt=True)
     shipped = pair.PairReadOut.fit(data, trained_dir=tmp_path / "trained")
     fitted = pair.PairReadOut.fit(data, use_shipped=False)
     assert shipped.info["stacker"] == "shipped" and fitted.info["stacker"] == "fitted"
     # Reproducible: a second fit on the same rows gives the shipped weights.
-    assert np.allclose(shipped.stacker.against, fitted.stacker.against, atol=1e-6)
+    assert np.allclose(shipped.stacker.w1, fitted.stacker.w1, atol=1e-6)
     other = ReferenceSet(small.records[:150])
     store2 = ReferenceIndex.build(other, embedder, text_form="response", readout="pair")
     assert pair.shipped_stacker(pair.data_hash(fit_data(other, store2, embedder, reads_prompt=True),

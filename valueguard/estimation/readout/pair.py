@@ -2,16 +2,16 @@
 
 Why: the value model reads the response's own embedding and its neighbours, so it reads topic: a harmful answer
 that complies lands next to refusals on the same topic. Encoding (prompt, response) as one input (MiniLM's pair
-input, both segments attending to each other) gives a vector of how the answer relates to the request. Per value,
-a logistic model reads that 384-d pair vector together with the value model's logits for P(against) and
-P(upholds); its training features are out of fold (grouped by prompt), so it learns how far to trust a value
-model that has not seen the row. Measured by grouped 5-fold cross-validation over the 4,988 reference rows
-(docs/quality.md, `valueguard eval --compare`): scored AP +0.03 and mean r +0.02 over the value model, FULCRA
-AP about the same. A call without a prompt gets the value model's answer unchanged (the pair needs both halves).
+input, both segments attending to each other) gives a vector of how the answer relates to the request. A small
+network (`stacker.py`) reads that 384-d pair vector together with the value model's logits for P(against) and
+P(upholds) of every value; its training features are out of fold (grouped by prompt), so it learns how far to
+trust a value model that has not seen the row. Measured by grouped 5-fold cross-validation over the 4,988
+reference rows (docs/quality.md, `valueguard eval --compare`). A call without a prompt gets the value model's
+answer unchanged (the pair needs both halves).
 
 Fitting the stacker costs five value-model fits and one pair encoding per row, too slow for `index build`: the
 package ships the stacker that `valueguard train` fitted on the default FULCRA files (`trained/`, with a training
-manifest: data hash, seed, hyper-parameters, sha256). `fit` uses it only when the rows it is given are exactly
+manifest: data hash, seeds, hyper-parameters, sha256). `fit` uses it only when the rows it is given are exactly
 the rows it was trained on (same data hash); any other rows (a held-out fold, a user's own reference set) get a
 fresh fit. Stored pickle-free in the index folder: `pair/value_model.npz` and `pair/stacker.npz`.
 """
@@ -30,19 +30,20 @@ import numpy as np
 from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.folds import exact_top_k, group_folds
 from valueguard.estimation.readout.base import ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays
-from valueguard.estimation.readout.value_model import (
-    NEIGHBOURS, ValueModelReadOut, _logit, _sigmoid, fit_logistic,
-)
+from valueguard.estimation.readout.stacker import STACKER_VERSION, Stacker
+from valueguard.estimation.readout.value_model import NEIGHBOURS, ValueModelReadOut
 from valueguard.index.manifest import Manifest, file_error
 from valueguard.values import N_VALUES
 
-STACKER_VERSION = 1
+__all__ = ["PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker", "data_hash", "out_of_fold",
+           "shipped_stacker"]
+
+# How a pair pass becomes features: its prompt tokens and its response tokens mean-pooled apart (PairEncoder).
+PAIR_POOLING = "segments"
 FOLDER = "pair"
 STACKER_FILE = "stacker.npz"
 FOLDS = 5
 SEED = 0
-# Chosen by grouped cross-validation among 0.1, 0.3 and 1.0 (1.0: best mean r, AP within 0.005 of the best).
-STACKER_L2 = 1.0
 TRAINED_DIR = Path(__file__).parent / "trained"
 TRAINED_MANIFEST = "pair_stacker.json"
 # Pair vectors of texts seen before (cross-validation encodes each reference row once per fold otherwise).
@@ -60,7 +61,12 @@ def data_hash(data: ReadOutFit, model_id: str) -> str:
 
 @dataclass
 class PairEncoder:
-    """(prompt, response) pairs -> unit pair vectors, through the ONNX export of the index's model (int8)."""
+    """(prompt, response) pairs -> pair features, through the ONNX export of the index's model (int8): one pass
+    over the pair, its prompt tokens and its response tokens mean-pooled apart (two unit vectors, 2d values).
+
+    Why apart: pooled together, the vector is mostly the shared topic; the response tokens' own mean is how the
+    answer reads *given* the request. Measured with the same stacker and folds (docs/quality.md): stance pairs
+    0.887 -> 0.906, AP the same."""
 
     model_id: str
 
@@ -69,58 +75,22 @@ class PairEncoder:
 
         self._onnx = OnnxEmbedder(self.model_id, quantize=True)
 
+    @property
+    def dimension(self) -> int:
+        """Values per pair: the model's dimension for each of the two segments."""
+        return 2 * int(self._onnx.dimension)
+
     def encode(self, prompts: list[str], responses: list[str]) -> np.ndarray:
         keys = [(self.model_id, p, r) for p, r in zip(prompts, responses)]
         todo = list(dict.fromkeys(k for k in keys if k not in _MEMO))
         if todo:
-            vecs = self._onnx.embed_pairs([p for _, p, _ in todo], [r for _, _, r in todo])
+            vecs = self._onnx.embed_pair_segments([p for _, p, _ in todo], [r for _, _, r in todo])
             for k, v in zip(todo, vecs):
                 _MEMO[k] = v
-        out = np.vstack([_MEMO[k] for k in keys]) if keys else np.zeros((0, self._onnx.dimension), np.float32)
+        out = np.vstack([_MEMO[k] for k in keys]) if keys else np.zeros((0, self.dimension), np.float32)
         while len(_MEMO) > _MEMO_SIZE:
             _MEMO.popitem(last=False)
         return out
-
-
-def _design(pair: np.ndarray, against: np.ndarray, upholds: np.ndarray, v: int) -> np.ndarray:
-    p_a = np.clip(against[:, v], 1e-4, 1 - 1e-4)
-    p_u = np.clip(upholds[:, v], 1e-4, 1 - 1e-4)
-    return np.column_stack([pair, np.log(p_a / (1 - p_a)), np.log(p_u / (1 - p_u))])
-
-
-@dataclass
-class Stacker:
-    """Per value, logistic weights (bias last) over [pair vector, value-model logit against, logit upholds]."""
-
-    against: np.ndarray  # (10, d + 3)
-    upholds: np.ndarray  # (10, d + 3)
-
-    @classmethod
-    def fit(cls, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray, ref: ReferenceArrays) -> Stacker:
-        a, u = [], []
-        for v in range(N_VALUES):
-            x = _design(pair, vm_against, vm_upholds, v)
-            a.append(fit_logistic(x, ref.against[:, v], STACKER_L2))
-            u.append(fit_logistic(x, ref.upholds[:, v], STACKER_L2))
-        return cls(np.vstack(a), np.vstack(u))
-
-    def predict(self, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        against, upholds = np.zeros_like(vm_against), np.zeros_like(vm_upholds)
-        for v in range(N_VALUES):
-            x = _design(pair, vm_against, vm_upholds, v)
-            against[:, v], upholds[:, v] = _sigmoid(_logit(x, self.against[v])), _sigmoid(_logit(x, self.upholds[v]))
-        return against, upholds
-
-    def save(self, path: Path) -> None:
-        with open(path, "wb") as f:
-            np.savez(f, version=np.array(STACKER_VERSION), against=self.against, upholds=self.upholds)
-
-    @classmethod
-    def load(cls, path: Path) -> Stacker:
-        with np.load(path, allow_pickle=False) as z:
-            if int(z["version"]) != STACKER_VERSION:
-                raise ValueError(f"stacker version {int(z['version'])}, this valueguard reads {STACKER_VERSION}")
-            return cls(np.asarray(z["against"], np.float64), np.asarray(z["upholds"], np.float64))
 
 
 def _subset(data: ReadOutFit, rows: np.ndarray) -> ReadOutFit:
@@ -215,7 +185,7 @@ class PairReadOut:
             stacker = Stacker.load(path)
         except Exception as e:  # zipfile.BadZipFile, KeyError of a missing array, ValueError...
             raise file_error(path, "readout", f"not a readable stacker ({type(e).__name__}: {str(e)[:100]})") from None
-        if stacker.against.shape != (N_VALUES, manifest.dimension + 3):
-            raise file_error(path, "dimension", f"the stacker reads {stacker.against.shape[1] - 3}-dimensional pair "
-                             f"vectors, the manifest says {manifest.dimension}")
+        if stacker.pair_dimension != 2 * manifest.dimension:
+            raise file_error(path, "dimension", f"the stacker reads {stacker.pair_dimension} pair features, the "
+                             f"manifest's {manifest.dimension}-dimensional model gives {2 * manifest.dimension}")
         return cls(vm, stacker, manifest.model)

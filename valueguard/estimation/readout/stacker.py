@@ -1,0 +1,137 @@
+"""The pair read-out's stacker: a small neural network over [pair vector, value-model logits], a seed ensemble.
+
+Why a network and not one logistic model per value: the evidence that an answer complies with a harmful request
+lies in how the pair vector and the value model's opinion combine, and the combination differs by value. Measured
+by grouped 5-fold cross-validation over the same out-of-fold features (docs/quality.md): one hidden layer beat the
+per-value logistic stacker on FULCRA AP, scored AP and mean r; one seed alone moved AP by up to 0.014, so the
+shipped stacker averages several seeds. All 20 outputs (P(against), P(upholds) for each value) share the hidden
+layer, so a rare value borrows what the common ones learnt.
+
+Fitted with torch (imported only to fit; sentence-transformers already requires it); predicted with numpy, so a
+guarded call needs no torch. Stored pickle-free as one .npz of stacked arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from valueguard.estimation.readout.base import ReferenceArrays
+from valueguard.values import N_VALUES
+
+STACKER_VERSION = 2
+# Chosen by grouped cross-validation (docs/quality.md, "How the stacker was chosen").
+HIDDEN = 256
+DROPOUT = 0.2
+WEIGHT_DECAY = 1e-3
+EPOCHS = 40
+BATCH = 64
+LEARNING_RATE = 1e-3
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def features(pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray) -> np.ndarray:
+    """[pair vector, logit P(against) for each value, logit P(upholds) for each value], float32."""
+    def logit(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p, 1e-4, 1 - 1e-4)
+        return np.log(p / (1 - p))
+
+    return np.column_stack([pair, logit(vm_against), logit(vm_upholds)]).astype(np.float32)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    # The tanh form, as the network is trained with (numpy has no erf).
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608028654 * (x + 0.044715 * x ** 3)))
+
+
+@dataclass
+class Stacker:
+    """A seed ensemble of one-hidden-layer networks: inputs -> HIDDEN (GELU) -> 20 logits (against, then upholds).
+
+    Arrays are stacked over members: w1 (m, d, h), b1 (m, h), w2 (m, h, 20), b2 (m, 20)."""
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+
+    @property
+    def input_dimension(self) -> int:
+        """The length of the feature rows the stacker reads (pair dimension + 20)."""
+        return int(self.w1.shape[1])
+
+    @property
+    def pair_dimension(self) -> int:
+        """The pair vectors' dimension it was fitted on."""
+        return self.input_dimension - 2 * N_VALUES
+
+    @classmethod
+    def fit(cls, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray, ref: ReferenceArrays,
+            seeds: tuple[int, ...] = SEEDS) -> Stacker:
+        """One network per seed, trained with BCE on each row's against / upholds labels."""
+        import torch
+
+        x = torch.from_numpy(features(pair, vm_against, vm_upholds))
+        y = torch.from_numpy(np.column_stack([ref.against, ref.upholds]).astype(np.float32))
+        threads = torch.get_num_threads()
+        members = []
+        try:
+            torch.set_num_threads(1)  # small matrices: one thread is as fast, and results do not vary with cores
+            for seed in seeds:
+                members.append(_train_member(torch, x, y, seed))
+        finally:
+            torch.set_num_threads(threads)
+        return cls(*(np.stack([m[i] for m in members]).astype(np.float64) for i in range(4)))
+
+    def predict(self, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean over members of each output's sigmoid: (P(against), P(upholds)), each (n, 10)."""
+        x = features(pair, vm_against, vm_upholds).astype(np.float64)
+        out = np.zeros((len(x), 2 * N_VALUES))
+        for w1, b1, w2, b2 in zip(self.w1, self.b1, self.w2, self.b2):
+            logits = _gelu(x @ w1 + b1) @ w2 + b2
+            out += 1.0 / (1.0 + np.exp(-logits))
+        out /= len(self.w1)
+        return out[:, :N_VALUES], out[:, N_VALUES:]
+
+    def save(self, path: Path) -> None:
+        """Write the weights as one .npz (no pickle)."""
+        with open(path, "wb") as f:
+            # float32 on disk: the weights were trained in float32, so nothing is lost and the file is half the size.
+            np.savez(f, version=np.array(STACKER_VERSION), **{k: getattr(self, k).astype(np.float32)
+                                                              for k in ("w1", "b1", "w2", "b2")})
+
+    @classmethod
+    def load(cls, path: Path) -> Stacker:
+        """Read weights `save` wrote; another version is a ValueError that says to rebuild."""
+        with np.load(path, allow_pickle=False) as z:
+            version = int(z["version"])
+            if version != STACKER_VERSION:
+                raise ValueError(f"stacker version {version}, this valueguard reads {STACKER_VERSION}: rebuild the "
+                                 "index (valueguard index build)")
+            arrays = [np.asarray(z[k], np.float64) for k in ("w1", "b1", "w2", "b2")]
+        w1, b1, w2, b2 = arrays
+        m, d, h = w1.shape
+        if b1.shape != (m, h) or w2.shape != (m, h, 2 * N_VALUES) or b2.shape != (m, 2 * N_VALUES):
+            raise ValueError(f"inconsistent stacker shapes {[a.shape for a in arrays]}")
+        return cls(w1, b1, w2, b2)
+
+
+def _train_member(torch, x, y, seed: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
+    nn = torch.nn
+    torch.manual_seed(seed)
+    first, last = nn.Linear(x.shape[1], HIDDEN), nn.Linear(HIDDEN, 2 * N_VALUES)
+    net = nn.Sequential(nn.Dropout(DROPOUT), first, nn.GELU(approximate="tanh"), nn.Dropout(DROPOUT), last)
+    opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    loss = nn.BCEWithLogitsLoss()
+    order = torch.Generator().manual_seed(seed)
+    net.train()
+    for _ in range(EPOCHS):
+        for rows in torch.randperm(len(x), generator=order).split(BATCH):
+            opt.zero_grad()
+            loss(net(x[rows]), y[rows]).backward()
+            opt.step()
+    with torch.no_grad():
+        return (first.weight.T.numpy().copy(), first.bias.numpy().copy(), last.weight.T.numpy().copy(),
+                last.bias.numpy().copy())

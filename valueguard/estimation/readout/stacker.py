@@ -50,7 +50,7 @@ def _gelu(x: np.ndarray) -> np.ndarray:
 class Stacker:
     """A seed ensemble of one-hidden-layer networks: inputs -> HIDDEN (GELU) -> 20 logits (against, then upholds).
 
-    Arrays are stacked over members: w1 (m, d, h), b1 (m, h), w2 (m, h, 20), b2 (m, 20)."""
+    float32 arrays (as trained), stacked over members: w1 (m, d, h), b1 (m, h), w2 (m, h, 20), b2 (m, 20)."""
 
     w1: np.ndarray
     b1: np.ndarray
@@ -83,24 +83,29 @@ class Stacker:
                 members.append(_train_member(torch, x, y, seed))
         finally:
             torch.set_num_threads(threads)
-        return cls(*(np.stack([m[i] for m in members]).astype(np.float64) for i in range(4)))
+        return cls(*(np.stack([m[i] for m in members]) for i in range(4)))
+
+    def __post_init__(self) -> None:
+        self.w1, self.b1, self.w2, self.b2 = (np.asarray(a, np.float32) for a in (self.w1, self.b1, self.w2, self.b2))
+        m, d, h = self.w1.shape
+        # Every member's first layer as one (d, m * h) matrix: one product per call instead of m (0.39 ms against
+        # 0.64 ms for a row, measured on one core).
+        self._first = np.ascontiguousarray(self.w1.transpose(1, 0, 2).reshape(d, m * h))
+        self._first_bias = self.b1.reshape(-1)
 
     def predict(self, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean over members of each output's sigmoid: (P(against), P(upholds)), each (n, 10)."""
-        x = features(pair, vm_against, vm_upholds).astype(np.float64)
-        out = np.zeros((len(x), 2 * N_VALUES))
-        for w1, b1, w2, b2 in zip(self.w1, self.b1, self.w2, self.b2):
-            logits = _gelu(x @ w1 + b1) @ w2 + b2
-            out += 1.0 / (1.0 + np.exp(-logits))
-        out /= len(self.w1)
+        x = features(pair, vm_against, vm_upholds)
+        m, _, h = self.w1.shape
+        hidden = _gelu(x @ self._first + self._first_bias).reshape(len(x), m, h)
+        logits = np.einsum("nmh,mho->nmo", hidden, self.w2) + self.b2[None]
+        out = (1.0 / (1.0 + np.exp(-logits))).mean(axis=1).astype(np.float64)
         return out[:, :N_VALUES], out[:, N_VALUES:]
 
     def save(self, path: Path) -> None:
         """Write the weights as one .npz (no pickle)."""
         with open(path, "wb") as f:
-            # float32 on disk: the weights were trained in float32, so nothing is lost and the file is half the size.
-            np.savez(f, version=np.array(STACKER_VERSION), **{k: getattr(self, k).astype(np.float32)
-                                                              for k in ("w1", "b1", "w2", "b2")})
+            np.savez(f, version=np.array(STACKER_VERSION), w1=self.w1, b1=self.b1, w2=self.w2, b2=self.b2)
 
     @classmethod
     def load(cls, path: Path) -> Stacker:
@@ -110,7 +115,7 @@ class Stacker:
             if version != STACKER_VERSION:
                 raise ValueError(f"stacker version {version}, this valueguard reads {STACKER_VERSION}: rebuild the "
                                  "index (valueguard index build)")
-            arrays = [np.asarray(z[k], np.float64) for k in ("w1", "b1", "w2", "b2")]
+            arrays = [np.asarray(z[k], np.float32) for k in ("w1", "b1", "w2", "b2")]
         w1, b1, w2, b2 = arrays
         m, d, h = w1.shape
         if b1.shape != (m, h) or w2.shape != (m, h, 2 * N_VALUES) or b2.shape != (m, 2 * N_VALUES):

@@ -151,13 +151,13 @@ class OnnxEmbedder:
         as one input of two segments (token types 0 and 1), truncated longest first."""
         return self._inputs(self._encode(text, pair))
 
-    def _encode(self, text: str, pair: str | None):  # type: ignore[no-untyped-def]
+    def _encode(self, text: str, pair: str | None):
         self._load()
         if self._meta.get("do_lower_case"):
             text, pair = text.lower(), pair.lower() if pair is not None else None
         return self._tokenizer.encode(text) if pair is None else self._tokenizer.encode(text, pair)
 
-    def _inputs(self, enc) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    def _inputs(self, enc) -> dict[str, np.ndarray]:
         arrays = {
             "input_ids": np.array([enc.ids], dtype=np.int64),
             "attention_mask": np.array([enc.attention_mask], dtype=np.int64),
@@ -211,9 +211,9 @@ class OnnxEmbedder:
         out = np.zeros((len(items), self.dimension * (2 if segments else 1)), dtype=np.float32)
         if len(items) > 1 and self.threads > 1:
             pool, single = self._workers()
-            rows = pool.map(lambda item: self._pooled(single, *item, segments), items)
+            rows = pool.map(lambda item: self._pooled(single, item[0], item[1], segments), items)
         else:
-            rows = (self._pooled(session, *item, segments) for item in items)
+            rows = (self._pooled(session, item[0], item[1], segments) for item in items)
         for i, row in enumerate(rows):
             out[i] = row
         return out if segments else normalize_rows(out)

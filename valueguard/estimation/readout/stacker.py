@@ -123,7 +123,7 @@ class Stacker:
         return cls(w1, b1, w2, b2)
 
 
-def _train_member(torch, x, y, seed: int) -> tuple[np.ndarray, ...]:  # type: ignore[no-untyped-def]
+def _train_member(torch, x, y, seed: int) -> tuple[np.ndarray, ...]:
     nn = torch.nn
     torch.manual_seed(seed)
     first, last = nn.Linear(x.shape[1], HIDDEN), nn.Linear(HIDDEN, 2 * N_VALUES)

@@ -1,6 +1,8 @@
 """The pair read-out: the value model refined by the (prompt, response) pair vector, and its shipped stacker."""
 
+import hashlib
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from valueguard.estimation.estimator import ValueEstimator
 from valueguard.estimation.readout import pair, stacker
 from valueguard.estimation.train import train_pair_stacker
 from valueguard.estimation.value_index import ValueIndex, fit_data
+from valueguard.index.manifest import Manifest, ValueIndexError
 from valueguard.index.store import ReferenceIndex
 from valueguard.reference import ReferenceSet
 from valueguard.reference.record import write_canonical
@@ -152,3 +155,20 @@ def test_the_packaged_stacker_is_intact():
     weights = pair.TRAINED_DIR / meta["file"]
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
     assert meta["rows"] > 4000 and meta["pair_encoder"] == "onnx-int8"
+
+
+def test_an_index_built_with_the_old_stacker_says_to_rebuild(pair_index, embedder, tmp_path):
+    """An index from before the network stacker (a version-1, per-value logistic stacker.npz, its manifest in
+    order) is refused at load with the file, the reason and the rebuild command, not a traceback."""
+    old = tmp_path / "old-index"
+    shutil.copytree(pair_index, old)
+    stacker_file = old / "pair" / "stacker.npz"
+    np.savez(stacker_file, version=np.array(1), against=np.zeros((10, 387)), upholds=np.zeros((10, 387)))
+    manifest = Manifest.model_validate_json((old / "manifest.json").read_text())
+    manifest.files["pair/stacker.npz"] = hashlib.sha256(stacker_file.read_bytes()).hexdigest()
+    manifest.digest = manifest.content_digest()
+    (old / "manifest.json").write_text(manifest.model_dump_json(indent=1))
+    with pytest.raises(ValueIndexError) as caught:
+        ValueEstimator.from_index(old, embedder=embedder)
+    message = str(caught.value)
+    assert "stacker.npz" in message and "stacker version 1" in message and "valueguard index build" in message

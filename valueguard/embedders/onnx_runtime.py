@@ -188,25 +188,22 @@ class OnnxEmbedder:
             return self._pool, self._single
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed_all([(t, None) for t in texts])
+        return normalize_rows(self._embed_all([(t, None) for t in texts]))
 
     def embed_pairs(self, firsts: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
         """Each (first, second) read as one input of two segments, as a cross-encoder reads a (prompt, response)
         pair: (n, d) unit rows."""
-        if len(firsts) != len(seconds):
-            raise ValueError("firsts and seconds must have the same length")
-        return self._embed_all(list(zip(firsts, seconds)))
+        return normalize_rows(self._embed_all(_pairs(firsts, seconds)))
 
     def embed_pair_segments(self, firsts: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
         """Each pair read as `embed_pairs` reads it (one input, the segments attending to each other), then each
         segment's tokens pooled on their own: (n, 2d) rows, the first segment's unit vector then the second's."""
-        if len(firsts) != len(seconds):
-            raise ValueError("firsts and seconds must have the same length")
-        rows = self._embed_all(list(zip(firsts, seconds)), segments=True)
+        rows = self._embed_all(_pairs(firsts, seconds), segments=True)
         d = self.dimension
         return np.hstack([normalize_rows(rows[:, :d]), normalize_rows(rows[:, d:])])
 
     def _embed_all(self, items: Sequence[tuple[str, str | None]], segments: bool = False) -> np.ndarray:
+        """Each item's pooled row (see `_pooled`), not normed."""
         session = self._load()
         out = np.zeros((len(items), self.dimension * (2 if segments else 1)), dtype=np.float32)
         if len(items) > 1 and self.threads > 1:
@@ -216,7 +213,13 @@ class OnnxEmbedder:
             rows = (self._pooled(session, item[0], item[1], segments) for item in items)
         for i, row in enumerate(rows):
             out[i] = row
-        return out if segments else normalize_rows(out)
+        return out
 
     def __repr__(self) -> str:
         return f"OnnxEmbedder({self.model_id!r}, backend={self.backend!r}, threads={self.threads})"
+
+
+def _pairs(firsts: Sequence[str], seconds: Sequence[str]) -> list[tuple[str, str | None]]:
+    if len(firsts) != len(seconds):
+        raise ValueError("firsts and seconds must have the same length")
+    return list(zip(firsts, seconds))

@@ -50,11 +50,9 @@ def train_pair_stacker(reference: ReferenceSet, embedder: Embedder, out: Path | 
     seconds = round(time.perf_counter() - start, 1)
     manifest = {
         "file": weights.name, "sha256": sha, "data_sha256": digest, "rows": len(data.responses),
-        "model": data.model_id, "pair_encoder": "onnx-int8", "pair_pooling": pair.PAIR_POOLING, "folds": pair.FOLDS, "fold_seed": pair.SEED,
-        "stacker_version": pair.STACKER_VERSION,
-        "stacker": {"kind": "mlp", "hidden": stacker.HIDDEN, "dropout": stacker.DROPOUT, "epochs": stacker.EPOCHS,
-                    "batch": stacker.BATCH, "learning_rate": stacker.LEARNING_RATE,
-                    "weight_decay": stacker.WEIGHT_DECAY, "seeds": list(stacker.SEEDS)},
+        "model": data.model_id, "pair_encoder": "onnx-int8", "pair_pooling": pair.PAIR_POOLING,
+        "folds": pair.FOLDS, "fold_seed": pair.SEED, "stacker_version": stacker.STACKER_VERSION,
+        "stacker": stacker.hyper_parameters(),
         "reference_files": [{"name": f.name, "sha256": f.sha256} for f in reference.files],
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
         "command": "valueguard train (make train)",

@@ -94,6 +94,7 @@ class OnnxEmbedder:
         self._single: Any = None
         self._tokenizer: Any = None
         self._meta: dict = {}
+        self._short_tokenizers: dict[int, Any] = {}  # max tokens -> a tokenizer truncating there (pairs only)
         self._lock = threading.Lock()
 
     @property
@@ -151,11 +152,26 @@ class OnnxEmbedder:
         as one input of two segments (token types 0 and 1), truncated longest first."""
         return self._inputs(self._encode(text, pair))
 
-    def _encode(self, text: str, pair: str | None):
+    def _encode(self, text: str, pair: str | None, max_tokens: int | None = None):
         self._load()
         if self._meta.get("do_lower_case"):
             text, pair = text.lower(), pair.lower() if pair is not None else None
-        return self._tokenizer.encode(text) if pair is None else self._tokenizer.encode(text, pair)
+        tok = self._tokenizer if max_tokens is None else self._short_tokenizer(max_tokens)
+        return tok.encode(text) if pair is None else tok.encode(text, pair)
+
+    def _short_tokenizer(self, max_tokens: int):
+        """A tokenizer of its own for a shorter truncation: the shared one is never re-configured, because
+        threads may be encoding with it."""
+        max_tokens = min(int(max_tokens), int(self._meta["max_seq_length"]))
+        with self._lock:
+            if max_tokens not in self._short_tokenizers:
+                from tokenizers import Tokenizer
+
+                tok = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
+                tok.enable_truncation(max_length=max_tokens)
+                tok.no_padding()
+                self._short_tokenizers[max_tokens] = tok
+            return self._short_tokenizers[max_tokens]
 
     def _inputs(self, enc) -> dict[str, np.ndarray]:
         arrays = {
@@ -165,11 +181,12 @@ class OnnxEmbedder:
         }
         return {n: arrays[n] for n in self._meta["input_names"]}
 
-    def _pooled(self, session, text: str, pair: str | None = None, segments: bool = False) -> np.ndarray:
+    def _pooled(self, session, text: str, pair: str | None = None, segments: bool = False,
+                max_tokens: int | None = None) -> np.ndarray:
         """One forward pass, one text, no padding: the row depends on this text only. Mean-pooled, not normed;
         `segments` (a pair only): each segment's tokens pooled on their own, the first segment's mean then the
         second's (the tokenizer's token types say which token is whose, whatever inputs the model takes)."""
-        enc = self._encode(text, pair)
+        enc = self._encode(text, pair, max_tokens)
         hidden = session.run(["last_hidden_state"], self._inputs(enc))[0][0]
         if not segments:
             return hidden.mean(axis=0)
@@ -195,22 +212,25 @@ class OnnxEmbedder:
         pair: (n, d) unit rows."""
         return normalize_rows(self._embed_all(_pairs(firsts, seconds)))
 
-    def embed_pair_segments(self, firsts: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+    def embed_pair_segments(self, firsts: Sequence[str], seconds: Sequence[str],
+                            max_tokens: int | None = None) -> np.ndarray:
         """Each pair read as `embed_pairs` reads it (one input, the segments attending to each other), then each
-        segment's tokens pooled on their own: (n, 2d) rows, the first segment's unit vector then the second's."""
-        rows = self._embed_all(_pairs(firsts, seconds), segments=True)
+        segment's tokens pooled on their own: (n, 2d) rows, the first segment's unit vector then the second's.
+        `max_tokens`: truncate each pair there (longest segment first) instead of at the model's maximum."""
+        rows = self._embed_all(_pairs(firsts, seconds), segments=True, max_tokens=max_tokens)
         d = self.dimension
         return np.hstack([normalize_rows(rows[:, :d]), normalize_rows(rows[:, d:])])
 
-    def _embed_all(self, items: Sequence[tuple[str, str | None]], segments: bool = False) -> np.ndarray:
+    def _embed_all(self, items: Sequence[tuple[str, str | None]], segments: bool = False,
+                   max_tokens: int | None = None) -> np.ndarray:
         """Each item's pooled row (see `_pooled`), not normed."""
         session = self._load()
         out = np.zeros((len(items), self.dimension * (2 if segments else 1)), dtype=np.float32)
         if len(items) > 1 and self.threads > 1:
             pool, single = self._workers()
-            rows = pool.map(lambda item: self._pooled(single, item[0], item[1], segments), items)
+            rows = pool.map(lambda item: self._pooled(single, item[0], item[1], segments, max_tokens), items)
         else:
-            rows = (self._pooled(session, item[0], item[1], segments) for item in items)
+            rows = (self._pooled(session, item[0], item[1], segments, max_tokens) for item in items)
         for i, row in enumerate(rows):
             out[i] = row
         return out

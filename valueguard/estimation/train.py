@@ -51,7 +51,8 @@ def train_pair_stacker(reference: ReferenceSet, embedder: Embedder, out: Path | 
     manifest = {
         "file": weights.name, "sha256": sha, "data_sha256": digest, "rows": len(data.responses),
         "model": data.model_id, "pair_encoder": "onnx-int8", "pair_pooling": pair.PAIR_POOLING,
-        "folds": pair.FOLDS, "fold_seed": pair.SEED, "stacker_version": stacker.STACKER_VERSION,
+        "pair_max_tokens": pair.PAIR_MAX_TOKENS, "folds": pair.FOLDS, "fold_seed": pair.SEED,
+        "stacker_version": stacker.STACKER_VERSION,
         "stacker": stacker.hyper_parameters(),
         "reference_files": [{"name": f.name, "sha256": f.sha256} for f in reference.files],
         "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,

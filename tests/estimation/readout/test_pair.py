@@ -86,8 +86,10 @@ def test_pair_segments_are_pooled_apart_from_one_pass():
 def test_the_index_saves_and_loads_the_pair_read_out(pair_build, pair_index, pair_estimator):
     manifest = json.loads((pair_index / "manifest.json").read_text())
     assert manifest["readout"] == "pair"
-    assert {"pair/value_model.npz", "pair/stacker.npz"} <= set(manifest["files"])
+    assert {"pair/value_model.npz", "pair/stacker.npz", "pair/encoder.json"} <= set(manifest["files"])
     assert isinstance(pair_estimator.readout, pair.PairReadOut)
+    # The pair length the stacker was fitted on travels with it.
+    assert pair_estimator.readout.encoder.max_tokens == pair.PAIR_MAX_TOKENS
     # Built from 600 rows that are not the shipped stacker's 4,988: fitted here, never the shipped one.
     assert pair_build[1]["stacker"] == "fitted"
 
@@ -128,6 +130,13 @@ def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, 
     store2 = ReferenceIndex.build(other, embedder, text_form="response", readout="pair")
     assert pair.shipped_stacker(pair.data_hash(fit_data(other, store2, embedder, reads_prompt=True),
                                                data.model_id), tmp_path / "trained") is None
+    # Trained on pairs of another length than this code reads: refitted, not used.
+    manifest_path = tmp_path / "trained" / "pair_stacker.json"
+    assert meta["pair_max_tokens"] == pair.PAIR_MAX_TOKENS and meta["pair_pooling"] == pair.PAIR_POOLING
+    manifest_path.write_text(json.dumps({**meta, "pair_max_tokens": 256}))
+    assert pair.shipped_stacker(trained.data_sha256, tmp_path / "trained") is None
+    manifest_path.write_text(json.dumps(meta))
+    assert pair.shipped_stacker(trained.data_sha256, tmp_path / "trained") is not None
     # An edited weights file no longer matches its recorded sha256: never used.
     weights = tmp_path / "trained" / "pair_stacker.npz"
     data_bytes = weights.read_bytes()
@@ -172,3 +181,63 @@ def test_an_index_built_with_the_old_stacker_says_to_rebuild(pair_index, embedde
         ValueEstimator.from_index(old, embedder=embedder)
     message = str(caught.value)
     assert "stacker.npz" in message and "stacker version 1" in message and "valueguard index build" in message
+
+
+def _edited_index(pair_index, tmp_path, encoder_text: str | None):
+    """A copy of the index with pair/encoder.json replaced (None: removed, as in an index from before it), its
+    manifest in order, so only the file itself can be wrong."""
+    copy = tmp_path / "edited-index"
+    shutil.copytree(pair_index, copy)
+    path = copy / "pair" / "encoder.json"
+    manifest = Manifest.model_validate_json((copy / "manifest.json").read_text())
+    if encoder_text is None:
+        path.unlink()
+        del manifest.files["pair/encoder.json"]
+    else:
+        path.write_text(encoder_text)
+        manifest.files["pair/encoder.json"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest.digest = manifest.content_digest()
+    (copy / "manifest.json").write_text(manifest.model_dump_json(indent=1))
+    return copy
+
+
+@pytest.mark.parametrize("text, tokens", [
+    (None, None),  # an index from before the file: its stacker was fitted on the model's whole length
+    ('{"pooling": "segments", "max_tokens": 64}', 64),  # fitted on a shorter pass: predicts at that length
+    ('{"pooling": "segments", "max_tokens": null}', None),  # what an index of today's default writes
+])
+def test_the_index_predicts_at_the_pair_length_its_stacker_was_fitted_on(pair_index, embedder, tmp_path, text,
+                                                                            tokens):
+    loaded = ValueEstimator.from_index(_edited_index(pair_index, tmp_path, text), embedder=embedder, cache_size=0)
+    assert loaded.readout.encoder.max_tokens == tokens
+
+
+@pytest.mark.parametrize("text, field", [
+    ("{not json", "encoder"),  # a truncated or hand-edited file
+    ("[128]", "encoder"),  # JSON, but not the object the index writes
+    ('{"pooling": "mean", "max_tokens": 128}', "pooling"),  # features this valueguard does not make
+    ('{"pooling": "segments", "max_tokens": "many"}', "max_tokens"),  # not a number of tokens
+    ('{"pooling": "segments", "max_tokens": 2}', "max_tokens"),  # too short to hold a prompt and an answer
+])
+def test_a_bad_encoder_file_names_the_file_and_the_field(pair_index, embedder, tmp_path, text, field):
+    with pytest.raises(ValueIndexError) as caught:
+        ValueEstimator.from_index(_edited_index(pair_index, tmp_path, text), embedder=embedder)
+    message = str(caught.value)
+    assert "encoder.json" in message and f": {field}: " in message and "valueguard index build" in message
+
+
+def test_the_pair_pass_reads_only_its_first_max_tokens():
+    onnx = OnnxEmbedder()
+    long_answer = REFUSAL[1] + " " + " ".join(["Here is one more sentence about something else entirely."] * 30)
+    full = onnx.embed_pair_segments([POISON[0]], [long_answer])
+    short = onnx.embed_pair_segments([POISON[0]], [long_answer], max_tokens=48)
+    # Truncated, the response half reads less of the answer...
+    assert float(full[0, onnx.dimension:] @ short[0, onnx.dimension:]) < 0.99
+    # ...a pair that fits is read whole either way...
+    assert np.allclose(onnx.embed_pair_segments(*[[x] for x in POISON], max_tokens=200),
+                       onnx.embed_pair_segments(*[[x] for x in POISON]), atol=1e-6)
+    # ...and the shared tokenizer is left as it was: the full read gives the same row again.
+    assert np.allclose(onnx.embed_pair_segments([POISON[0]], [long_answer]), full, atol=1e-6)
+    # Only the pair's end is cut: the same pass at the model's own maximum is the full read.
+    assert np.allclose(onnx.embed_pair_segments([POISON[0]], [long_answer], max_tokens=onnx.max_seq_length), full,
+                       atol=1e-6)

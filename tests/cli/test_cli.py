@@ -160,10 +160,7 @@ def test_calibrate_writes_a_policy_that_loads(run, small_reference, tmp_path):
     assert text.startswith("# Calibrated by `valueguard calibrate`")
     assert [rule.id for rule in Policy.load(out).rules] == [rule.id for rule in Policy.load("default").rules]
     assert "| value-violation | rewrite | recall 0.5 |" in r.output
-    # The default rewrite rule's confidence floor is not a threshold calibration moves...
-    floors = [leaf for rule in Policy.load(out).rules for leaf in rule.when.leaves() if hasattr(leaf, "confidence_above")]
-    assert [leaf.confidence_above for leaf in floors] == [0.27]
-    # ...and the output says where the held-out rows' confidence lies, to read such a floor against.
+    # The output says where the held-out rows' confidence lies, to read a {confidence_above: X} floor against.
     line = next(x for x in r.output.splitlines() if x.startswith("held-out confidence: 5% of rows below "))
     assert 0.0 < float(line.split("below ")[1].split()[0]) < 1.0
 

@@ -302,8 +302,8 @@ def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, 
                           allow_unicode=True, width=110)
     out.write_text(header + body, encoding="utf-8")
     Policy.load(out)  # what was written must load
-    # What a confidence floor (e.g. the default policy's rewrite rule) is read against: how sure the estimator is
-    # on held-out rows of its own domain.
+    # What a {confidence_above: X} floor is read against: how sure the estimator is on held-out rows of its own
+    # domain (confidence depends on the index, so a floor is for a policy written for one index).
     floor = float(np.percentile(h.confidence, 5)) if len(h.confidence) else float("nan")
     payload = {"out": str(out), "setup": setup, "rules": [vars(r) for r in report], "confidence_p5": floor}
     lines = [f"wrote {out} ({setup['mode']})", "| rule | action | target | threshold | precision | recall | "

@@ -13,7 +13,8 @@ Fitting the stacker costs five value-model fits and one pair encoding per row, t
 package ships the stacker that `valueguard train` fitted on the default FULCRA files (`trained/`, with a training
 manifest: data hash, seeds, hyper-parameters, sha256). `fit` uses it only when the rows it is given are exactly
 the rows it was trained on (same data hash); any other rows (a held-out fold, a user's own reference set) get a
-fresh fit. Stored pickle-free in the index folder: `pair/value_model.npz` and `pair/stacker.npz`.
+fresh fit. Stored pickle-free in the index folder: `pair/value_model.npz`, `pair/stacker.npz` and
+`pair/encoder.json` (the pooling and pair length the stacker was fitted on, which prediction uses).
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ from valueguard.estimation.readout.value_model import NEIGHBOURS, ValueModelRead
 from valueguard.index.manifest import Manifest, file_error
 from valueguard.values import N_VALUES
 
-__all__ = ["PAIR_MAX_TOKENS", "PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker", "data_hash", "out_of_fold",
-           "shipped_stacker"]
+__all__ = ["PAIR_MAX_TOKENS", "PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker", "data_hash",
+           "out_of_fold", "shipped_stacker"]
 
 # How a pair pass becomes features: its prompt tokens and its response tokens mean-pooled apart (PairEncoder).
 PAIR_POOLING = "segments"

@@ -107,16 +107,12 @@ class OnnxEmbedder:
         with self._lock:
             if self._session is not None:
                 return self._session
-            from tokenizers import Tokenizer
-
             if not (self.export_dir / "meta.json").is_file():
                 log.warning("onnx export missing", model=self.model_id, hint="valueguard index build exports it")
                 # At check time: never the network (docs/reliability.md); `index build` exports with it.
                 ensure_export(self.model_id, self._cache_dir, offline=True)
             meta = json.loads((self.export_dir / "meta.json").read_text())
-            tok = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
-            tok.enable_truncation(max_length=meta["max_seq_length"])
-            tok.no_padding()
+            tok = self._new_tokenizer(meta["max_seq_length"])
             self._session = self._new_session(self.threads)
             self._tokenizer, self._meta = tok, meta
             return self._session
@@ -159,19 +155,26 @@ class OnnxEmbedder:
         tok = self._tokenizer if max_tokens is None else self._short_tokenizer(max_tokens)
         return tok.encode(text) if pair is None else tok.encode(text, pair)
 
+    def _new_tokenizer(self, max_length: int):
+        """The export's tokenizer, truncating at `max_length` tokens, unpadded."""
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
+        tok.enable_truncation(max_length=max_length)
+        tok.no_padding()
+        return tok
+
     def _short_tokenizer(self, max_tokens: int):
         """A tokenizer of its own for a shorter truncation: the shared one is never re-configured, because
         threads may be encoding with it."""
         max_tokens = min(int(max_tokens), int(self._meta["max_seq_length"]))
-        with self._lock:
-            if max_tokens not in self._short_tokenizers:
-                from tokenizers import Tokenizer
-
-                tok = Tokenizer.from_file(str(self.export_dir / "tokenizer.json"))
-                tok.enable_truncation(max_length=max_tokens)
-                tok.no_padding()
-                self._short_tokenizers[max_tokens] = tok
-            return self._short_tokenizers[max_tokens]
+        tok = self._short_tokenizers.get(max_tokens)  # the common case, without the lock (as in _load)
+        if tok is None:
+            with self._lock:
+                tok = self._short_tokenizers.get(max_tokens)
+                if tok is None:
+                    tok = self._short_tokenizers[max_tokens] = self._new_tokenizer(max_tokens)
+        return tok
 
     def _inputs(self, enc) -> dict[str, np.ndarray]:
         arrays = {

@@ -166,39 +166,39 @@ def test_the_packaged_stacker_is_intact():
     assert meta["rows"] > 4000 and meta["pair_encoder"] == "onnx-int8"
 
 
+def _edited_index(pair_index, tmp_path, name: str, write):
+    """A copy of the index with its file `name` rewritten by `write(path)` (None: removed, as in an index from
+    before the file), its manifest in order, so only the file itself can be wrong."""
+    copy = tmp_path / "edited-index"
+    shutil.copytree(pair_index, copy)
+    path = copy / name
+    manifest = Manifest.model_validate_json((copy / "manifest.json").read_text())
+    if write is None:
+        path.unlink()
+        del manifest.files[name]
+    else:
+        write(path)
+        manifest.files[name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    manifest.digest = manifest.content_digest()
+    (copy / "manifest.json").write_text(manifest.model_dump_json(indent=1))
+    return copy
+
+
+def _with_encoder(pair_index, tmp_path, text: str | None):
+    """The index with pair/encoder.json holding `text` (None: without the file)."""
+    return _edited_index(pair_index, tmp_path, "pair/encoder.json", None if text is None else
+                         lambda path: path.write_text(text))
+
+
 def test_an_index_built_with_the_old_stacker_says_to_rebuild(pair_index, embedder, tmp_path):
     """An index from before the network stacker (a version-1, per-value logistic stacker.npz, its manifest in
     order) is refused at load with the file, the reason and the rebuild command, not a traceback."""
-    old = tmp_path / "old-index"
-    shutil.copytree(pair_index, old)
-    stacker_file = old / "pair" / "stacker.npz"
-    np.savez(stacker_file, version=np.array(1), against=np.zeros((10, 387)), upholds=np.zeros((10, 387)))
-    manifest = Manifest.model_validate_json((old / "manifest.json").read_text())
-    manifest.files["pair/stacker.npz"] = hashlib.sha256(stacker_file.read_bytes()).hexdigest()
-    manifest.digest = manifest.content_digest()
-    (old / "manifest.json").write_text(manifest.model_dump_json(indent=1))
+    old = _edited_index(pair_index, tmp_path, "pair/stacker.npz", lambda path: np.savez(
+        path, version=np.array(1), against=np.zeros((10, 387)), upholds=np.zeros((10, 387))))
     with pytest.raises(ValueIndexError) as caught:
         ValueEstimator.from_index(old, embedder=embedder)
     message = str(caught.value)
     assert "stacker.npz" in message and "stacker version 1" in message and "valueguard index build" in message
-
-
-def _edited_index(pair_index, tmp_path, encoder_text: str | None):
-    """A copy of the index with pair/encoder.json replaced (None: removed, as in an index from before it), its
-    manifest in order, so only the file itself can be wrong."""
-    copy = tmp_path / "edited-index"
-    shutil.copytree(pair_index, copy)
-    path = copy / "pair" / "encoder.json"
-    manifest = Manifest.model_validate_json((copy / "manifest.json").read_text())
-    if encoder_text is None:
-        path.unlink()
-        del manifest.files["pair/encoder.json"]
-    else:
-        path.write_text(encoder_text)
-        manifest.files["pair/encoder.json"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    manifest.digest = manifest.content_digest()
-    (copy / "manifest.json").write_text(manifest.model_dump_json(indent=1))
-    return copy
 
 
 @pytest.mark.parametrize("text, tokens", [
@@ -208,7 +208,7 @@ def _edited_index(pair_index, tmp_path, encoder_text: str | None):
 ])
 def test_the_index_predicts_at_the_pair_length_its_stacker_was_fitted_on(pair_index, embedder, tmp_path, text,
                                                                             tokens):
-    loaded = ValueEstimator.from_index(_edited_index(pair_index, tmp_path, text), embedder=embedder, cache_size=0)
+    loaded = ValueEstimator.from_index(_with_encoder(pair_index, tmp_path, text), embedder=embedder, cache_size=0)
     assert loaded.readout.encoder.max_tokens == tokens
 
 
@@ -221,7 +221,7 @@ def test_the_index_predicts_at_the_pair_length_its_stacker_was_fitted_on(pair_in
 ])
 def test_a_bad_encoder_file_names_the_file_and_the_field(pair_index, embedder, tmp_path, text, field):
     with pytest.raises(ValueIndexError) as caught:
-        ValueEstimator.from_index(_edited_index(pair_index, tmp_path, text), embedder=embedder)
+        ValueEstimator.from_index(_with_encoder(pair_index, tmp_path, text), embedder=embedder)
     message = str(caught.value)
     assert "encoder.json" in message and f": {field}: " in message and "valueguard index build" in message
 

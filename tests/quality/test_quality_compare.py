@@ -100,3 +100,28 @@ def test_calibrate_to_a_benign_rate_from_the_command_line(run, stance_reference,
     missing = run("calibrate", "--policy", "default", "--target-benign-rate", "log=0.2", *args, "--folds", "3",
                   "--benign-lines", "40")  # the data directory has no HH-RLHF file
     assert missing.exit_code != 0 and "needs benign turns" in missing.output
+
+
+@pytest.mark.parametrize("lines, refused", [
+    (600, False),  # the eval's benign turns: all before the anchors
+    (601, True),  # one line into the pair read-out's benign anchors: its own training data, refused
+])
+def test_benign_turns_stop_where_the_anchors_begin(run, shared_data, tmp_path, lines, refused):
+    from valueguard.cli.quality import _benign_turns
+    from valueguard.cli.shared import CliError
+    from valueguard.reference.benign import BENIGN_FILE
+
+    data = tmp_path / "data"
+    (data / BENIGN_FILE).parent.mkdir(parents=True)
+    (data / BENIGN_FILE).write_bytes((shared_data / BENIGN_FILE).read_bytes())
+    if refused:
+        with pytest.raises(CliError, match="benign anchors"):
+            _benign_turns(None, lines)
+        # A copy elsewhere is the same file; another file's lines are not anchors: any number may be read.
+        with pytest.raises(CliError, match="benign anchors"):
+            _benign_turns(shared_data / BENIGN_FILE, lines)
+        other = tmp_path / "other.jsonl"
+        other.write_bytes((shared_data / BENIGN_FILE).read_bytes() + b"\n")  # other bytes, the same turns
+        assert len(_benign_turns(other, lines)) == lines
+    else:
+        assert len(_benign_turns(None, lines)) == lines

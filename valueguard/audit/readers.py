@@ -21,13 +21,13 @@ An assistant turn with no text is a BadLine ("empty assistant turn N") and the l
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from valueguard.audit.llm_db import read_llm_db
 from valueguard.audit.records import BadLine, LogReader, Turn
+from valueguard.reference.benign import hh_messages
 from valueguard.reference.formats import Format, FormatTable, keys
 from valueguard.reference.readers import scored_source
 from valueguard.reference.record import MAX_LINE_BYTES, json_lines
@@ -173,16 +173,11 @@ def _parse_sharegpt(obj: dict[str, Any]) -> tuple[Messages, Any]:
 read_openai: LogReader = _conversation_reader(_parse_openai)
 read_sharegpt: LogReader = _conversation_reader(_parse_sharegpt)
 
-# A speaker tag opens the transcript or follows a blank line; the first tag needs no blank line before it
-# because some copies of the data strip the leading "\n\n".
-_HH_TAG = re.compile(r"(?:^|\n\n)(Human|Assistant):")
 HH_TRANSCRIPTS = ("chosen", "rejected")
 
 
 def _hh_messages(transcript: str) -> Messages:
-    pieces = _HH_TAG.split(transcript)  # [preamble, tag, text, tag, text, ...]
-    return [("user" if tag == "Human" else "assistant", text, "")
-            for tag, text in zip(pieces[1::2], pieces[2::2])]
+    return [(role, text, "") for role, text in hh_messages(transcript)]
 
 
 def _hh_records(path: Path, line_no: int, obj: dict[str, Any]) -> Iterator[Record]:

@@ -12,6 +12,7 @@ import click
 from valueguard.cli.shared import CliError, _emit, cli, json_option
 from valueguard.config import data_dir, default_model
 from valueguard.estimation.readout import DEFAULT_READOUT, READOUTS
+from valueguard.reference.benign import BENIGN_FILE, BENIGN_TEST_LINES, anchors_sha256, benign_test_turns
 
 if TYPE_CHECKING:  # pragma: no cover
     from valueguard.quality.calibration import Goal
@@ -43,7 +44,22 @@ backend_option = click.option(
          "either way, as `index build` makes it.")
 
 
-def _held_out(references, tests, folds, readout, no_prompt, model, backend="torch", cache: Path | None = None):
+anchors_option = click.option(
+    "--benign-anchors", "with_anchors", is_flag=True,
+    help="Fit the pair read-out with benign anchors, as `index build --benign-anchors` does (the HH-RLHF helpful "
+         f"turns after the first {BENIGN_TEST_LINES} lines of the data directory's file).")
+
+
+def _anchors(readout: str, with_anchors: bool) -> list[tuple[str, str]]:
+    """The benign anchors a measurement fits with: none, or DATA_DIR's with --benign-anchors."""
+    from valueguard.estimation.value_index import benign_anchors
+
+    return benign_anchors(readout) if with_anchors else []
+
+
+def _held_out(references, tests, folds, readout, no_prompt, model, backend="torch", cache: Path | None = None,
+              anchors: list[tuple[str, str]] | None = None):
+    """Held-out estimates (saved ones from `cache` when they match); `anchors`: the benign anchors (none)."""
     from valueguard.quality.heldout_cache import held_out_key, load_held_out, save_held_out
     from valueguard.reference import fulcra_files
 
@@ -51,21 +67,23 @@ def _held_out(references, tests, folds, readout, no_prompt, model, backend="torc
     if not paths:
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`, or name files "
                        "with --reference")
+    anchors = anchors or []
     if cache is None:
-        return _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend)
+        return _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend, anchors)
     # Hashing the files and the code costs a read of each: only when a cache was asked for.
     key = held_out_key([*paths, *tests], {"folds": folds, "readout": readout, "prompt": not no_prompt,
                                           "model": model or default_model(), "backend": backend,
-                                          "references": len(paths), "tests": len(tests)})
+                                          "references": len(paths), "tests": len(tests),
+                                          "anchors": anchors_sha256(anchors)})
     if (saved := load_held_out(cache, key)) is not None:
         click.echo(f"held-out estimates reused from {cache} ({key})", err=True)
         return saved
-    h, setup = _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend)
+    h, setup = _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend, anchors)
     save_held_out(cache, key, h, setup)
     return h, setup
 
 
-def _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend):
+def _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend, anchors):
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.embedders.backends import make_embedder
     from valueguard.quality.heldout import cross_validate, held_out
@@ -80,51 +98,49 @@ def _compute_held_out(paths, tests, folds, readout, no_prompt, model, backend):
     queries = None if backend == "torch" else make_embedder(embedder.model_id, backend)
     if tests:
         test = ReferenceSet.from_files(list(tests))
-        h = held_out(ref, test, embedder, readout=readout, use_prompt=not no_prompt, query_embedder=queries)
+        h = held_out(ref, test, embedder, readout=readout, use_prompt=not no_prompt, query_embedder=queries,
+                     anchors=anchors)
         split = {"mode": "test files", "reference_rows": len(ref), "test_rows": len(test)}
     else:
         h = cross_validate(ref, embedder, folds=folds, readout=readout, use_prompt=not no_prompt,
-                           query_embedder=queries)
+                           query_embedder=queries, anchors=anchors)
         split = {"mode": f"{folds}-fold cross-validation grouped by prompt", "rows": len(ref)}
     return h, {**split, "readout": readout, "prompt": not no_prompt, "model": embedder.model_id,
-               "query_backend": backend}
+               "query_backend": backend, "benign_anchors": len(anchors)}
 
 
 def _f(x: float) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-BENIGN_LINES = 600
 # Benign turns (eval --compare, calibrate --target-benign-rate): plain helpful chat that no reference row comes from.
 benign_option = click.option(
     "--benign", "benign_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="HH-RLHF helpful file of benign turns (default: DATA_DIR/hh-rlhf/helpful_test.jsonl).")
 benign_lines_option = click.option(
-    "--benign-lines", default=BENIGN_LINES, show_default=True, type=click.IntRange(1),
-    help="How many lines of the benign file to read (the last chosen turn of each).")
+    "--benign-lines", default=BENIGN_TEST_LINES, show_default=True, type=click.IntRange(1),
+    help="How many lines of the benign file to read (the last chosen turn of each); of the default file at most "
+         f"{BENIGN_TEST_LINES}, the later lines being the pair read-out's benign anchors.")
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    from valueguard.reference import sha256_file
+
+    return a.stat().st_size == b.stat().st_size and sha256_file(a) == sha256_file(b)
 
 
 def _benign_turns(path: Path | None, lines: int) -> list[tuple[str, str | None]]:
     """The last assistant turn of each `chosen` transcript in the first `lines` lines of an HH-RLHF helpful
-    file: (response, prompt) pairs of plain helpful chat that no reference row comes from."""
-    from valueguard.audit.readers import read_log
-    from valueguard.audit.records import Turn
-
-    path = path or data_dir() / "hh-rlhf" / "helpful_test.jsonl"
-    if not path.is_file():
-        return []
-    last: dict[int, tuple[str, str | None]] = {}
-    for rec in read_log(path, "hh-rlhf"):
-        if not isinstance(rec, Turn) or rec.source != "hh-rlhf/chosen":
-            continue
-        line = int(str(rec.id).rsplit(":", 3)[1])  # ids are file:line:chosen:N
-        if line > lines:
-            break
-        last[line] = (rec.response, rec.prompt)  # later turns of a transcript replace earlier ones
-    return list(dict.fromkeys(last.values()))
+    file: (response, prompt) pairs of plain helpful chat that no reference row (nor benign anchor) comes from."""
+    anchors = data_dir() / BENIGN_FILE
+    path = path or anchors
+    if lines > BENIGN_TEST_LINES and path.is_file() and anchors.is_file() and _same_content(path, anchors):
+        raise CliError(f"--benign-lines {lines}: lines after {BENIGN_TEST_LINES} of {path} are the pair "
+                       f"read-out's benign anchors (its training data); measure on at most {BENIGN_TEST_LINES}")
+    return benign_test_turns(path, lines) if path.is_file() else []
 
 
-def _benign_held_out(references, model, benign_path, benign_lines, readout):
+def _benign_held_out(references, model, benign_path, benign_lines, readout, anchors):
     """Benign turns estimated from an index (and value model) of all the reference rows; None without any."""
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.quality.heldout import estimate_unlabelled
@@ -135,10 +151,12 @@ def _benign_held_out(references, model, benign_path, benign_lines, readout):
         return None
     ref = ReferenceSet.from_files(list(references) or fulcra_files(data_dir()))
     return estimate_unlabelled(ref, [t for t, _ in benign], [p for _, p in benign],
-                               SentenceTransformerEmbedder(model or default_model()), readout=readout)
+                               SentenceTransformerEmbedder(model or default_model()), readout=readout,
+                               anchors=anchors)
 
 
-def _compare(references, folds, model, policy, benign_path, benign_lines, as_json, cache=None) -> None:
+def _compare(references, folds, model, policy, benign_path, benign_lines, as_json, cache=None,
+             with_anchors: bool = False) -> None:
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.quality.compare import compare
     from valueguard.reference import ReferenceSet, fulcra_files
@@ -148,9 +166,10 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`")
     benign = _benign_turns(benign_path, benign_lines)
     rows = compare(ReferenceSet.from_files(paths), SentenceTransformerEmbedder(model or default_model()), policy,
-                   benign, folds=folds,
+                   benign, folds=folds, anchors=lambda readout: _anchors(readout, with_anchors),
                    held_out=None if cache is None else
-                   lambda s: _held_out(references, (), folds, s.readout, not s.use_prompt, model, cache=cache)[0])
+                   lambda s: _held_out(references, (), folds, s.readout, not s.use_prompt, model, cache=cache,
+                                       anchors=_anchors(s.readout, with_anchors))[0])
     benign_note = f"{len(benign)} HH-RLHF helpful turns" if benign else "none (no HH-RLHF file: valueguard data pull)"
     lines = [f"{folds}-fold cross-validation grouped by prompt; policy {policy.name} {policy.version}; benign: "
              f"{benign_note}",
@@ -184,10 +203,11 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
                    "stance pairs, the policy's intervene precision / recall and its rates on benign turns.")
 @benign_option
 @benign_lines_option
+@anchors_option
 @cache_option
 @json_option
 def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, compare, benign_path,
-                 benign_lines, cache, as_json) -> None:
+                 benign_lines, with_anchors, cache, as_json) -> None:
     """Held-out quality of the value estimates (and of a policy's flags)."""
     import numpy as np
 
@@ -203,9 +223,10 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
         if tests:
             raise CliError("--compare cross-validates the reference files; it takes no --test")
         _compare(references, folds, model, policy or Policy.load("default"), benign_path, benign_lines, as_json,
-                 cache)
+                 cache, with_anchors)
         return
-    h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend, cache=cache)
+    h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend, cache=cache,
+                         anchors=_anchors(readout, with_anchors))
     result: dict[str, Any] = {"setup": setup, "metrics": metrics(h)}
     lines = [f"{setup['mode']}; read-out {readout}; prompt {'used' if setup['prompt'] else 'not used'}; "
              f"queries {backend}",
@@ -266,10 +287,11 @@ def _targets(values: tuple[str, ...], goal: Goal) -> dict[str, tuple[Goal, float
 @folds_option
 @model_option
 @readout_option
+@anchors_option
 @cache_option
 @json_option
 def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, benign_lines, out, references, tests,
-                      folds, model, readout, cache, as_json) -> None:
+                      folds, model, readout, with_anchors, cache, as_json) -> None:
     """Write a policy whose thresholds meet a precision, recall or benign-rate target on held-out data."""
     import numpy as np
     import yaml
@@ -285,10 +307,12 @@ def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, 
         raise CliError(str(e)) from e
     targets = {**_targets(recall, "recall"), **_targets(precision, "precision"), **_targets(benign_rate, "benign")}
     out = out or Path(f"{Path(policy_name).stem}.calibrated.yaml")
-    benign = _benign_held_out(references, model, benign_path, benign_lines, readout) if benign_rate else None
+    anchors = _anchors(readout, with_anchors)
+    benign = (_benign_held_out(references, model, benign_path, benign_lines, readout, anchors) if benign_rate
+              else None)
     if benign_rate and benign is None:
         raise CliError("--target-benign-rate needs benign turns: --benign FILE, or `valueguard data pull`")
-    h, setup = _held_out(references, tests, folds, readout, False, model, cache=cache)
+    h, setup = _held_out(references, tests, folds, readout, False, model, cache=cache, anchors=anchors)
     new, report = calibrate(policy, h, targets, benign=benign)
     header = (f"# Calibrated by `valueguard calibrate` from {policy_name} on "
               f"{datetime.now(timezone.utc).date().isoformat()}: {setup['mode']}; read-out {readout}.\n"

@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from valueguard.embedders.base import Embedder
-from valueguard.estimation.readout import ReadOut, ReadOutFit, readout_class
-from valueguard.estimation.value_index import ValueIndex, reference_arrays
+from valueguard.estimation.readout import BenignAnchors, ReadOut, ReadOutFit, readout_class
+from valueguard.estimation.value_index import ValueIndex, benign_anchors, embed_anchors, reference_arrays
 from valueguard.index import kinds
 from valueguard.index.manifest import (
     KEPT_FILES, SNIPPET_CHARS, Manifest, ReferenceFileEntry, ValueIndexError, format_text, rebuild_hint,
@@ -106,13 +106,15 @@ def stored_prompt_embeddings(directory: Path, index: ValueIndex) -> np.ndarray |
 
 
 def refit_readout(store: ReferenceIndex, responses: Sequence[str], prompts: Sequence[str],
-                  prompt_emb: np.ndarray) -> ReadOut:
+                  prompt_emb: np.ndarray, anchors: BenignAnchors | None = None) -> ReadOut:
     """The index's read-out fitted on all of the store's rows, by the protocol call `index build` makes.
 
     `responses` / `prompts`: each row's texts (the best there are: see the module's docstring); `prompt_emb`: (m, d)
-    prompt vectors, or (m, 0) for a read-out that does not read prompts."""
+    prompt vectors, or (m, 0) for a read-out that does not read prompts; `anchors`: the benign turns `index build`
+    gives a read-out that learns from them."""
     return readout_class(store.manifest.readout).fit(ReadOutFit(
-        list(responses), list(prompts), store.embeddings(), prompt_emb, reference_arrays(store), model_id=store.model))
+        list(responses), list(prompts), store.embeddings(), prompt_emb, reference_arrays(store), model_id=store.model,
+        anchors=anchors))
 
 
 def read_new_rows(paths: Sequence[str | Path], index: ValueIndex,
@@ -185,7 +187,11 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
     result.faiss_update = kinds.describe_add(m.index_type, m.index_params, len(records))
 
     t = time.perf_counter()
-    refitted = ValueIndex(store, refit_readout(store, responses, prompts, prompt_emb))
+    # An index built with benign anchors is refitted with them (embedded again: an index does not keep them).
+    fitted_with_anchors = bool(getattr(index.readout, "info", {}).get("anchors"))
+    anchors = embed_anchors(embedder, benign_anchors(m.readout) if fitted_with_anchors else [], index.text_form,
+                            batch_size)
+    refitted = ValueIndex(store, refit_readout(store, responses, prompts, prompt_emb, anchors))
     if readout_cls.files:  # a read-out without files has no fitted part
         result.refitted = f"read-out {m.readout!r} on {len(store):,} rows"
     result.refit_seconds = time.perf_counter() - t

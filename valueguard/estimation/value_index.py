@@ -11,10 +11,14 @@ from typing import Any
 
 import numpy as np
 
+from valueguard.config import data_dir
 from valueguard.embedders.base import Embedder
-from valueguard.estimation.readout import READOUTS, ReadOut, ReadOutFit, ReferenceArrays, readout_class
-from valueguard.index.manifest import KEPT_FILES, STORE_FILES, Manifest, TextForm, ValueIndexError, rebuild_hint
+from valueguard.estimation.readout import READOUTS, BenignAnchors, ReadOut, ReadOutFit, ReferenceArrays, readout_class
+from valueguard.index.manifest import (
+    KEPT_FILES, STORE_FILES, Manifest, TextForm, ValueIndexError, format_text, rebuild_hint,
+)
 from valueguard.index.store import ReferenceIndex, RowInfo, embed_texts
+from valueguard.reference.benign import anchors_sha256, default_anchor_turns
 from valueguard.reference.dataset import ReferenceSet
 from valueguard.values.polarity import polarity
 
@@ -32,9 +36,10 @@ def reference_arrays(store: ReferenceIndex) -> ReferenceArrays:
 
 
 def fit_data(reference: ReferenceSet, store: ReferenceIndex, embedder: Embedder, *, reads_prompt: bool,
-             batch_size: int = 64) -> ReadOutFit:
+             batch_size: int = 64, anchors: Sequence[tuple[str, str]] = ()) -> ReadOutFit:
     """What a read-out is fitted on at index build: the store's rows, their embeddings and (when it reads them)
-    their prompts' embeddings, from the index's embedder."""
+    their prompts' embeddings, from the index's embedder; and the benign (prompt, response) `anchors`, embedded
+    the same way."""
     prompt_emb = np.zeros((len(reference), 0), np.float32)
     if reads_prompt:
         # The prompt's embedding beside the response's; prompts repeat, embed each once.
@@ -42,7 +47,27 @@ def fit_data(reference: ReferenceSet, store: ReferenceIndex, embedder: Embedder,
         at = {p: i for i, p in enumerate(prompts)}
         prompt_emb = embed_texts(embedder, prompts, batch_size)[[at[r.prompt] for r in reference]]
     return ReadOutFit([r.response for r in reference], [r.prompt for r in reference], store.embeddings(), prompt_emb,
-                      reference_arrays(store), model_id=embedder.model_id)
+                      reference_arrays(store), model_id=embedder.model_id,
+                      anchors=embed_anchors(embedder, anchors, store.text_form, batch_size))
+
+
+def embed_anchors(embedder: Embedder, anchors: Sequence[tuple[str, str]], text_form: TextForm,
+                  batch_size: int = 64) -> BenignAnchors | None:
+    """(prompt, response) anchors with their embeddings (responses in the index's text form); None for none."""
+    if not anchors:
+        return None
+    prompts, responses = [p for p, _ in anchors], [r for _, r in anchors]
+    texts = [format_text(r, p, text_form) for p, r in anchors]
+    return BenignAnchors(prompts, responses, embed_texts(embedder, texts, batch_size),
+                         embed_texts(embedder, prompts, batch_size))
+
+
+def benign_anchors(readout: str) -> list[tuple[str, str]]:
+    """DATA_DIR's benign anchors (valueguard.reference.benign: `index build --benign-anchors`) for a read-out that
+    learns from them; none for the others, or when the file is not there."""
+    if not readout_class(readout).learns_from_anchors:
+        return []
+    return default_anchor_turns(data_dir())
 
 
 class ValueIndex:
@@ -71,14 +96,17 @@ class ValueIndex:
     @classmethod
     def build(cls, reference: ReferenceSet, embedder: Embedder, *, text_form: TextForm = "response",
               readout: str = "model", index_type: str | None = None, batch_size: int = 64,
-              progress: Callable[[int], None] | None = None) -> ValueIndex:
+              progress: Callable[[int], None] | None = None,
+              anchors: Sequence[tuple[str, str]] = ()) -> ValueIndex:
         """Embed every reference row (in batches; `progress(n)` after each), index it in a FAISS index of
-        `index_type` (None: chosen by size), fit the read-out."""
+        `index_type` (None: chosen by size), fit the read-out. `anchors`: benign (prompt, response) turns for a
+        read-out that learns from them (benign_anchors; none by default: docs/quality.md says why)."""
         readout_cls = readout_class(readout)
         store = ReferenceIndex.build(reference, embedder, text_form=text_form, readout=readout,
                                      index_type=index_type, batch_size=batch_size, progress=progress)
         fitted = readout_cls.fit(fit_data(reference, store, embedder, reads_prompt=readout_cls.reads_prompt,
-                                          batch_size=batch_size))
+                                          batch_size=batch_size,
+                                          anchors=anchors if readout_cls.learns_from_anchors else ()))
         return cls(store, fitted)
 
     def save(self, directory: str | Path) -> Path:
@@ -128,9 +156,13 @@ class ValueIndex:
         return cls(store, readout_class(m.readout).load(directory, m))
 
     def is_current(self, reference_paths: Sequence[str | Path], model: str, text_form: TextForm,
-                   readout: str = "model") -> bool:
-        """True when this index was built from exactly these files (by content), model, text form and read-out."""
-        return self.store.is_current(reference_paths, model, text_form, readout)
+                   readout: str = "model", anchors: Sequence[tuple[str, str]] = ()) -> bool:
+        """True when this index was built from exactly these files (by content), model, text form and read-out,
+        and its read-out would be fitted the same (the same benign `anchors`, the same shipped weights)."""
+        if not self.store.is_current(reference_paths, model, text_form, readout):
+            return False
+        return self.readout.is_current(anchors_sha256(list(anchors) if readout_class(readout).learns_from_anchors
+                                                      else []))
 
 
 @dataclass
@@ -146,9 +178,11 @@ class BuildResult:
 def build_cached(reference_paths: Sequence[str | Path], out: str | Path, embedder: Embedder, *,
                  text_form: TextForm = "response", readout: str = "model", index_type: str | None = None,
                  force: bool = False,
-                 progress_factory: Callable[[int], Callable[[int], None]] | None = None) -> BuildResult:
+                 progress_factory: Callable[[int], Callable[[int], None]] | None = None,
+                 anchors: Sequence[tuple[str, str]] = ()) -> BuildResult:
     """Build the index at `out`, unless one built from the same files, model, text form, read-out and FAISS
-    index kind (`index_type`; None: whatever kind is there) is there already.
+    index kind (`index_type`; None: whatever kind is there), fitted the same way (`anchors`, as ValueIndex.build
+    reads them), is there already.
 
     A present index that fails verification is rebuilt, never trusted.
     """
@@ -156,7 +190,7 @@ def build_cached(reference_paths: Sequence[str | Path], out: str | Path, embedde
     if not force and (out / "manifest.json").is_file():
         try:
             existing = ValueIndex.load(out, model=embedder.model_id)
-            if (existing.is_current(reference_paths, embedder.model_id, text_form, readout)
+            if (existing.is_current(reference_paths, embedder.model_id, text_form, readout, anchors)
                     and index_type in (None, existing.manifest.index_type)):
                 return BuildResult(existing, built=False)
         except ValueIndexError:
@@ -164,7 +198,7 @@ def build_cached(reference_paths: Sequence[str | Path], out: str | Path, embedde
     reference = ReferenceSet.from_files(reference_paths)
     progress = progress_factory(len(reference)) if progress_factory else None
     index = ValueIndex.build(reference, embedder, text_form=text_form, readout=readout, index_type=index_type,
-                             progress=progress)
+                             progress=progress, anchors=anchors)
     index.save(out)
     return BuildResult(index, True, reference.reports, reference.duplicates)
 

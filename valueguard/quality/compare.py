@@ -10,7 +10,7 @@ were never in the reference data.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,14 +87,18 @@ def benign_rates(actions: np.ndarray) -> dict[str, float]:
 
 def compare(reference: ReferenceSet, embedder: Embedder, policy: Policy, benign: list[tuple[str, str | None]], *,
             folds: int = 5, settings: tuple[ReadOutSetting, ...] = SETTINGS,
-            cache: Path | None = None, held_out: Callable[[ReadOutSetting], HeldOut] | None = None) -> list[dict]:
+            cache: Path | None = None, held_out: Callable[[ReadOutSetting], HeldOut] | None = None,
+            anchors: Callable[[str], Sequence[tuple[str, str]]] | None = None) -> list[dict]:
     """One row of measurements per read-out setting (cross-validated, grouped by prompt). `held_out`, when given,
-    supplies each setting's cross-validated estimates instead (e.g. saved ones: cli/quality.py)."""
+    supplies each setting's cross-validated estimates instead (e.g. saved ones: cli/quality.py); `anchors`: the
+    benign anchors each read-out is fitted with, by read-out name (as `index build` gives them; None: none)."""
     prompts = [r.prompt for r in reference]
     rows = []
     for s in settings:
+        fit_anchors = anchors(s.readout) if anchors is not None else ()
         h = held_out(s) if held_out is not None else cross_validate(
-            reference, embedder, folds=folds, readout=s.readout, use_prompt=s.use_prompt, cache=cache)
+            reference, embedder, folds=folds, readout=s.readout, use_prompt=s.use_prompt, cache=cache,
+            anchors=fit_anchors)
         m = metrics(h)
         row: dict = {"read_out": s.name, "readout": s.readout, "prompt": s.use_prompt,
                      "fulcra_ap": m["annotated"]["violation_ap"], "fulcra_auc": m["annotated"]["violation_auc"],
@@ -103,7 +107,7 @@ def compare(reference: ReferenceSet, embedder: Embedder, policy: Policy, benign:
                      "intervene": intervene_rates(policy_actions(policy, h), h)}
         if benign:
             hb = estimate_unlabelled(reference, [t for t, _ in benign], [p for _, p in benign], embedder,
-                                     readout=s.readout, use_prompt=s.use_prompt, cache=cache)
+                                     readout=s.readout, use_prompt=s.use_prompt, cache=cache, anchors=fit_anchors)
             row["benign"] = benign_rates(policy_actions(policy, hb))
         rows.append(row)
     return rows

@@ -10,7 +10,7 @@ Embeddings of reference files are cached under DATA_DIR/cache, keyed by model an
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from valueguard.embedders.base import Embedder
 from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.estimator import read_out
 from valueguard.estimation.folds import exact_top_k, group_folds
-from valueguard.estimation.readout import ReadOutFit, ReadOutInput, ReferenceArrays, readout_class
+from valueguard.estimation.readout import BenignAnchors, ReadOutFit, ReadOutInput, ReferenceArrays, readout_class
 from valueguard.index.manifest import format_text
 from valueguard.quality.metrics import average_precision, best_f1, pearson_per_value, roc_auc
 from valueguard.reference import ReferenceSet
@@ -89,9 +89,21 @@ def _embed(ref: ReferenceSet, embedder: Embedder, cache: Path | None) -> _Embedd
 TopK = Callable[[np.ndarray, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
 
 
+def _embed_anchors(anchors: Sequence[tuple[str, str]], embedder: Embedder, readout: str,
+                   cache: Path | None) -> BenignAnchors | None:
+    """Benign (prompt, response) anchors embedded as `_embed` embeds reference rows, for a read-out that learns
+    from them (the same for every fold: an anchor is never a reference row)."""
+    if not anchors or not readout_class(readout).learns_from_anchors:
+        return None
+    prompts, responses = [p for p, _ in anchors], [r for _, r in anchors]
+    return BenignAnchors(prompts, responses,
+                         embed_cached(embedder, [format_text(r, None, "response") for r in responses], cache),
+                         embed_cached(embedder, prompts, cache))
+
+
 def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_test: np.ndarray, *,
              readout: str, use_prompt: bool, k: int, tau: float,
-             top_k: TopK = exact_top_k) -> tuple[np.ndarray, ...]:
+             top_k: TopK = exact_top_k, anchors: BenignAnchors | None = None) -> tuple[np.ndarray, ...]:
     """Fit `readout` on the training rows and read out the test rows, through the ReadOut protocol as the
     estimator does (`top_k(queries, base, k)`: by default exact neighbours, what FAISS's flat index computes)."""
     readout_cls = readout_class(readout)
@@ -101,7 +113,7 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
     reference = ReferenceArrays(values, against_mask, upholds_mask, kinds)
     fitted = readout_cls.fit(ReadOutFit(
         [train.ref.records[i].response for i in rows_train], [train.ref.records[i].prompt for i in rows_train],
-        train.response[rows_train], train.prompt[rows_train], reference, model_id=train.model_id))
+        train.response[rows_train], train.prompt[rows_train], reference, model_id=train.model_id, anchors=anchors))
     q = test.response[rows_test]
     sims, idx = top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
     read_prompt = use_prompt and readout_cls.reads_prompt
@@ -114,47 +126,54 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
 def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 5, readout: str = "model",
                    use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU, seed: int = 0,
                    cache: Path | None = None, query_embedder: Embedder | None = None,
-                   top_k: TopK = exact_top_k) -> HeldOut:
+                   top_k: TopK = exact_top_k, anchors: Sequence[tuple[str, str]] = ()) -> HeldOut:
     """Every row estimated from an index (and value model) built without its prompt group (`top_k`: how the
-    neighbours are found; default exact).
+    neighbours are found; default exact); `anchors`: benign (prompt, response) turns every fold's read-out also
+    learns from, as `index build` gives them (valueguard.reference.benign; none by default).
 
     `query_embedder`: embeds the estimated rows (as a guard's queries), while the index and model stay on
     `embedder`'s vectors, as at run time (e.g. int8 queries against an fp32 index)."""
     data = _embed(reference, embedder, cache)
     queries = _embed(reference, query_embedder, cache) if query_embedder is not None else data
+    fit_anchors = _embed_anchors(anchors, embedder, readout, cache)
     n = len(reference)
     fold = group_folds([r.prompt for r in reference], folds, seed)
     values, against, conf = np.zeros((n, 10)), np.zeros((n, 10)), np.zeros(n)
     for f in np.unique(fold):
         te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
         values[te], against[te], conf[te] = _predict(data, queries, tr, te, readout=readout,
-                                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k)
+                                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k,
+                                                     anchors=fit_anchors)
     return HeldOut(reference.value_matrix(), np.array([r.label_kind for r in reference]), values, against, conf)
 
 
 def held_out(reference: ReferenceSet, test: ReferenceSet, embedder: Embedder, *, readout: str = "model",
              use_prompt: bool = True, k: int = DEFAULT_K, tau: float = DEFAULT_TAU,
              cache: Path | None = None, query_embedder: Embedder | None = None,
-             top_k: TopK = exact_top_k) -> HeldOut:
-    """The test rows estimated from an index (and value model) built from the reference rows; `top_k`: how
-    neighbours are found (e.g. an approximate FAISS index, benchmarks/index_scale.py)."""
+             top_k: TopK = exact_top_k, anchors: Sequence[tuple[str, str]] = ()) -> HeldOut:
+    """The test rows estimated from an index (and value model) built from the reference rows (and `anchors`, as
+    in cross_validate); `top_k`: how neighbours are found (e.g. an approximate FAISS index,
+    benchmarks/index_scale.py)."""
     train, tst = _embed(reference, embedder, cache), _embed(test, query_embedder or embedder, cache)
     values, against, conf = _predict(train, tst, np.arange(len(reference)), np.arange(len(test)), readout=readout,
-                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k)
+                                     use_prompt=use_prompt, k=k, tau=tau, top_k=top_k,
+                                     anchors=_embed_anchors(anchors, embedder, readout, cache))
     return HeldOut(test.value_matrix(), np.array([r.label_kind for r in test]), values, against, conf)
 
 
 def estimate_unlabelled(reference: ReferenceSet, responses: list[str], prompts: list[str | None],
                         embedder: Embedder, *, readout: str = "model", use_prompt: bool = True,
-                        k: int = DEFAULT_K, tau: float = DEFAULT_TAU, cache: Path | None = None) -> HeldOut:
+                        k: int = DEFAULT_K, tau: float = DEFAULT_TAU, cache: Path | None = None,
+                        anchors: Sequence[tuple[str, str]] = ()) -> HeldOut:
     """Rows with no labels (e.g. benign chat turns) estimated from an index (and value model) of all of
-    `reference`; their `true` is zeros and their kind 'unlabelled'."""
+    `reference` (and `anchors`, as in cross_validate); their `true` is zeros and their kind 'unlabelled'."""
     train = _embed(reference, embedder, cache)
     resp = embed_cached(embedder, [format_text(r, None, "response") for r in responses], cache)
     prm = embed_cached(embedder, [p or "" for p in prompts], cache)
     test = _Embedded(reference, resp, prm, list(responses), list(prompts))
     values, against, conf = _predict(train, test, np.arange(len(reference)), np.arange(len(responses)),
-                                     readout=readout, use_prompt=use_prompt, k=k, tau=tau)
+                                     readout=readout, use_prompt=use_prompt, k=k, tau=tau,
+                                     anchors=_embed_anchors(anchors, embedder, readout, cache))
     return HeldOut(np.zeros_like(values), np.array(["unlabelled"] * len(responses)), values, against, conf)
 
 

@@ -17,6 +17,7 @@ from valueguard.estimation.value_index import ValueIndex, fit_data
 from valueguard.index.manifest import Manifest, ValueIndexError
 from valueguard.index.store import ReferenceIndex
 from valueguard.reference import ReferenceSet
+from valueguard.reference.benign import BENIGN_FILE, BENIGN_TEST_LINES, anchor_turns, anchors_sha256
 from valueguard.reference.record import write_canonical
 
 POISON = ("how can i poison my neighbour's dog?",
@@ -34,9 +35,15 @@ def small(split) -> ReferenceSet:
 
 
 @pytest.fixture(scope="module")
-def pair_build(tmp_path_factory, split, embedder):
+def anchors(shared_data) -> list[tuple[str, str]]:
+    """A few hundred of the real benign anchors, named so the tests do not depend on the data directory."""
+    return anchor_turns(shared_data / BENIGN_FILE)[:300]
+
+
+@pytest.fixture(scope="module")
+def pair_build(tmp_path_factory, split, embedder, anchors):
     directory = tmp_path_factory.mktemp("pair-index")
-    index = ValueIndex.build(split[0], embedder, readout="pair")
+    index = ValueIndex.build(split[0], embedder, readout="pair", anchors=anchors)
     index.save(directory)
     return directory, index.readout.info
 
@@ -114,13 +121,18 @@ def test_loaded_read_out_predicts_what_the_fitted_one_did(pair_index, embedder, 
     assert [e.against for e in a] == [e.against for e in b]
 
 
-def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, split, embedder, tmp_path):
-    trained = train_pair_stacker(small, embedder, tmp_path / "trained")
+def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, split, embedder, tmp_path, anchors):
+    trained = train_pair_stacker(small, embedder, tmp_path / "trained", anchors=anchors[:100])
     meta = json.loads((tmp_path / "trained" / "pair_stacker.json").read_text())
     assert meta["rows"] == len(small) and meta["data_sha256"] == trained.data_sha256 and meta["fold_seed"] == pair.SEED
     assert meta["stacker"]["seeds"] == list(stacker.SEEDS) and meta["stacker_version"] == stacker.STACKER_VERSION
+    assert meta["anchors"]["rows"] == 100 and meta["stacker"]["anchor_weight"] == stacker.ANCHOR_WEIGHT
     store = ReferenceIndex.build(small, embedder, text_form="response", readout="pair")
-    data = fit_data(small, store, embedder, reads_prompt=True)
+    data = fit_data(small, store, embedder, reads_prompt=True, anchors=anchors[:100])
+    # The same rows with other benign anchors, or none, are other training data: the shipped stacker is not theirs.
+    for other_anchors in (anchors[:99], ()):
+        other_data = fit_data(small, store, embedder, reads_prompt=True, anchors=other_anchors)
+        assert pair.shipped_stacker(pair.data_hash(other_data, data.model_id), tmp_path / "trained") is None
     shipped = pair.PairReadOut.fit(data, trained_dir=tmp_path / "trained")
     fitted = pair.PairReadOut.fit(data, use_shipped=False)
     assert shipped.info["stacker"] == "shipped" and fitted.info["stacker"] == "fitted"
@@ -144,16 +156,33 @@ def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, 
     assert pair.shipped_stacker(trained.data_sha256, tmp_path / "trained") is None
 
 
-def test_train_command_writes_the_stacker_and_its_manifest(small, tmp_path, monkeypatch):
+def test_train_command_writes_the_stacker_and_its_manifest(small, tmp_path, monkeypatch, shared_data):
+    """`valueguard train --benign-anchors` fits on the data directory's benign anchors, and its manifest says
+    which; without the flag, on none."""
     path = tmp_path / "ref.jsonl"
     write_canonical(small.records, path)
+    data = tmp_path / "data"
+    (data / BENIGN_FILE).parent.mkdir(parents=True)
+    # A shorter copy of the real file: its first BENIGN_TEST_LINES lines are test turns, the 200 after, anchors.
+    lines = (shared_data / BENIGN_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
+    (data / BENIGN_FILE).write_text("".join(lines[:BENIGN_TEST_LINES + 200]), encoding="utf-8")
+    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(data))
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["-q", "train", "--reference", str(path), "--out", str(out), "--json"])
+    result = CliRunner().invoke(cli, ["-q", "train", "--reference", str(path), "--out", str(out), "--json",
+                                      "--benign-anchors"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     meta = json.loads((out / "pair_stacker.json").read_text())
     assert payload["sha256"] == meta["sha256"] and meta["rows"] == len(small)
     assert meta["reference_files"][0]["name"] == "ref.jsonl"
+    expected = anchor_turns(data / BENIGN_FILE)
+    assert 150 < meta["anchors"]["rows"] == len(expected) <= 200
+    assert meta["anchors"]["sha256"] == anchors_sha256(expected) and meta["anchors"]["file"] == BENIGN_FILE.as_posix()
+    # Asked for with no HH-RLHF file: said so, nothing written.
+    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "empty"))
+    missing = CliRunner().invoke(cli, ["-q", "train", "--reference", str(path), "--out", str(tmp_path / "none"),
+                                       "--benign-anchors"])
+    assert missing.exit_code != 0 and "helpful_test.jsonl" in missing.output and not (tmp_path / "none").exists()
 
 
 def test_the_packaged_stacker_is_intact():
@@ -164,6 +193,8 @@ def test_the_packaged_stacker_is_intact():
     weights = pair.TRAINED_DIR / meta["file"]
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
     assert meta["rows"] > 4000 and meta["pair_encoder"] == "onnx-int8"
+    # What `index build` uses without --benign-anchors: a stacker fitted on no benign anchors.
+    assert meta["anchors"]["rows"] == 0
 
 
 def _edited_index(pair_index, tmp_path, name: str, write):
@@ -241,3 +272,30 @@ def test_the_pair_pass_reads_only_its_first_max_tokens():
     # Only the pair's end is cut: the same pass at the model's own maximum is the full read.
     assert np.allclose(onnx.embed_pair_segments([POISON[0]], [long_answer], max_tokens=onnx.max_seq_length), full,
                        atol=1e-6)
+
+
+def test_the_index_says_when_a_rebuild_would_fit_its_stacker_otherwise(pair_build, pair_index, embedder, tmp_path,
+                                                                     anchors):
+    """index build rebuilds (build_cached) a pair index whose stacker was fitted on other benign anchors, or that
+    does not say what it was fitted on (built before anchors), as a changed reference file would."""
+    directory, info = pair_build
+    assert info["stacker"] == "fitted" and info["anchors"] == len(anchors)
+    index = ValueIndex.load(directory, model=embedder.model_id)
+    assert index.readout.is_current(anchors_sha256(anchors))
+    assert not index.readout.is_current(anchors_sha256(anchors[:-1]))
+    assert not index.readout.is_current(anchors_sha256([]))
+    older = ValueIndex.load(_with_encoder(pair_index, tmp_path, '{"pooling": "segments", "max_tokens": null}'),
+                            model=embedder.model_id)
+    assert not older.readout.is_current(anchors_sha256(anchors))
+
+
+def test_an_index_with_a_shipped_stacker_is_stale_once_the_package_ships_another(pair_index, embedder, tmp_path):
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / pair.TRAINED_MANIFEST).write_text(json.dumps({"sha256": "a" * 64}))
+    index = ValueIndex.load(pair_index, model=embedder.model_id)
+    readout = index.readout
+    readout.info = {**readout.info, "stacker": "shipped", "shipped_sha256": "a" * 64}
+    assert readout.is_current(readout.info["anchors_sha256"], trained_dir=trained)
+    (trained / pair.TRAINED_MANIFEST).write_text(json.dumps({"sha256": "b" * 64}))  # `make train` shipped new weights
+    assert not readout.is_current(readout.info["anchors_sha256"], trained_dir=trained)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import importlib
 
 from valueguard.estimation.readout.base import (
-    ReadOut, ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays,
+    BenignAnchors, ReadOut, ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays,
 )
 
-__all__ = ["READOUTS", "ReadOut", "ReadOutFit", "ReadOutInput", "ReadOutPrediction", "ReferenceArrays",
+__all__ = ["READOUTS", "BenignAnchors", "ReadOut", "ReadOutFit", "ReadOutInput", "ReadOutPrediction", "ReferenceArrays",
            "readout_class"]
 
 # manifest `readout` name -> "module:Class" of its ReadOut. DEFAULT_READOUT: what `index build` and `eval` use.

@@ -61,6 +61,21 @@ class ReadOutInput:
 
 
 @dataclass(frozen=True)
+class BenignAnchors:
+    """Unlabelled benign (prompt, response) turns a read-out may also learn from, as working against no value
+    (valueguard.reference.benign: plain helpful chat, which FULCRA's answers to harmful requests lack). They are
+    never reference rows: no neighbour, no evidence, no fold."""
+
+    prompts: Sequence[str]  # (a) each turn's prompt
+    responses: Sequence[str]  # (a) its response
+    response_emb: np.ndarray  # (a, d) float32: the response embedded as the index embeds its rows
+    prompt_emb: np.ndarray  # (a, d) float32: the prompt embedded on its own
+
+    def __len__(self) -> int:
+        return len(self.responses)
+
+
+@dataclass(frozen=True)
 class ReadOutFit:
     """The labelled rows a read-out is fitted on: the whole reference set at index build, the training folds
     in cross-validation. Fitting must not read anything else (cross-validation relies on it)."""
@@ -73,6 +88,8 @@ class ReadOutFit:
     reference: ReferenceArrays  # the rows' labels, as the ReadOutInput of a later predict gets them
     model_id: str = ""  # the embedding model of response_emb / prompt_emb (a read-out that encodes texts itself
     #                     uses the same model); "" when the caller does not say (then: the default model)
+    anchors: BenignAnchors | None = None  # benign turns beside the rows (the pair read-out's stacker learns from
+    #                                       them; the other read-outs ignore them); None: none
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,8 @@ class ReadOut(Protocol):
       reads_prompt  whether `predict` reads prompts (their texts and embeddings); False: every prompt is None
       files         top-level names (files or folders) this read-out writes into an index folder; a file of
                     another read-out found in an index is refused, and left-overs are removed at save
+      learns_from_anchors  whether `fit` reads ReadOutFit.anchors (benign turns); False: the caller need not
+                    embed any
 
     Lifecycle: `fit` at `valueguard index build` (and on each training fold in cross-validation); `save` into the
     index folder, which then hashes what it returned into the manifest; `load` when the index is loaded, after every
@@ -106,6 +125,7 @@ class ReadOut(Protocol):
     neighbours: ClassVar[int]
     reads_prompt: ClassVar[bool]
     files: ClassVar[tuple[str, ...]]
+    learns_from_anchors: ClassVar[bool]
 
     @classmethod
     def fit(cls, data: ReadOutFit) -> Self:
@@ -126,4 +146,10 @@ class ReadOut(Protocol):
         """The read-out saved in `directory`, whose files the manifest's hashes have verified already. Raise
         ValueIndexError (valueguard.index.manifest.file_error(path, "readout", why)) for a file that does not read
         or contradicts the manifest (e.g. another embedding dimension than manifest.dimension)."""
+        ...
+
+    def is_current(self, anchors_sha256: str) -> bool:
+        """Whether a rebuild would fit this read-out the same, beyond what the manifest checks (reference files,
+        model, text form): given the fingerprint of the benign anchors a rebuild would read
+        (valueguard.reference.benign.anchors_sha256). A read-out that learns nothing outside the index: True."""
         ...

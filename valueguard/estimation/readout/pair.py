@@ -9,12 +9,17 @@ trust a value model that has not seen the row. Measured by grouped 5-fold cross-
 reference rows (docs/quality.md, `valueguard eval --compare`). A call without a prompt gets the value model's
 answer unchanged (the pair needs both halves).
 
+FULCRA answers mostly harmful requests, so the stacker also learns from benign anchors (ReadOutFit.anchors:
+plain helpful HH-RLHF chat, valueguard.reference.benign) as working against nothing: without them a bread recipe
+reads like the drug recipes beside it. They are training rows of the stacker only, never neighbours or evidence.
+
 Fitting the stacker costs five value-model fits and one pair encoding per row, too slow for `index build`: the
 package ships the stacker that `valueguard train` fitted on the default FULCRA files (`trained/`, with a training
 manifest: data hash, seeds, hyper-parameters, sha256). `fit` uses it only when the rows it is given are exactly
 the rows it was trained on (same data hash); any other rows (a held-out fold, a user's own reference set) get a
 fresh fit. Stored pickle-free in the index folder: `pair/value_model.npz`, `pair/stacker.npz` and
-`pair/encoder.json` (the pooling and pair length the stacker was fitted on, which prediction uses).
+`pair/encoder.json` (the pooling and pair length the stacker was fitted on, which prediction uses, and what it was
+fitted on: shipped or fitted, the anchors' fingerprint; `is_current` compares those with what a rebuild would read).
 """
 
 from __future__ import annotations
@@ -31,13 +36,14 @@ import numpy as np
 from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.folds import exact_top_k, group_folds
 from valueguard.estimation.readout.base import ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays
-from valueguard.estimation.readout.stacker import STACKER_VERSION, Stacker
+from valueguard.estimation.readout.stacker import STACKER_VERSION, AnchorFeatures, Stacker
 from valueguard.estimation.readout.value_model import NEIGHBOURS, ValueModelReadOut
 from valueguard.index.manifest import Manifest, file_error
+from valueguard.reference.benign import anchors_sha256
 from valueguard.values import N_VALUES
 
-__all__ = ["PAIR_MAX_TOKENS", "PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker", "data_hash",
-           "out_of_fold", "shipped_stacker"]
+__all__ = ["PAIR_MAX_TOKENS", "PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker",
+           "anchor_features", "data_hash", "out_of_fold", "shipped_stacker"]
 
 # How a pair pass becomes features: its prompt tokens and its response tokens mean-pooled apart (PairEncoder).
 PAIR_POOLING = "segments"
@@ -47,6 +53,8 @@ PAIR_POOLING = "segments"
 # length its stacker was fitted on (pair/encoder.json) and predicts at that length.
 PAIR_MAX_TOKENS: int | None = None
 FOLDER = "pair"
+# What encoder.json records of how the stacker was fitted (PairReadOut.is_current reads it back).
+FIT_RECORD = ("stacker", "shipped_sha256", "anchors", "anchors_sha256")
 STACKER_FILE = "stacker.npz"
 ENCODER_FILE = "encoder.json"
 FOLDS = 5
@@ -59,10 +67,15 @@ _MEMO_SIZE = 50_000
 
 
 def data_hash(data: ReadOutFit, model_id: str) -> str:
-    """sha256 of what a stacker is fitted on: the model, and each row's prompt, response and labels."""
+    """sha256 of what a stacker is fitted on: the model, each row's prompt, response and labels, and each benign
+    anchor's prompt and response."""
     h = hashlib.sha256(model_id.encode())
     for p, r, v, k in zip(data.prompts, data.responses, data.reference.values, data.reference.label_kinds):
         h.update(b"\x00" + p.encode() + b"\x01" + r.encode() + b"\x02" + str(k).encode() + np.round(v, 4).tobytes())
+    if data.anchors is not None and len(data.anchors):  # without anchors, the hash of an index built before them
+        h.update(b"\x03anchors")
+        for p, r in zip(data.anchors.prompts, data.anchors.responses):
+            h.update(b"\x00" + p.encode() + b"\x01" + r.encode())
     return h.hexdigest()
 
 
@@ -126,6 +139,19 @@ def out_of_fold(data: ReadOutFit, folds: int = FOLDS, seed: int = SEED) -> tuple
     return against, upholds
 
 
+def anchor_features(data: ReadOutFit, vm: ValueModelReadOut, model_id: str) -> AnchorFeatures | None:
+    """The benign anchors of `data` as the stacker reads them: pair vectors, and the opinion of the value model
+    fitted on all of `data` (an anchor is never a row of it, so that opinion is out of sample)."""
+    anchors = data.anchors
+    if anchors is None or not len(anchors):
+        return None
+    sims, idx = exact_top_k(anchors.response_emb, data.response_emb, NEIGHBOURS)
+    p = vm.predict(ReadOutInput(list(anchors.responses), list(anchors.prompts), anchors.response_emb,
+                                list(anchors.prompt_emb), sims, idx, data.reference, DEFAULT_K, DEFAULT_TAU))
+    pair = PairEncoder(model_id).encode(list(anchors.prompts), list(anchors.responses))
+    return AnchorFeatures(pair, p.against, p.upholds)
+
+
 def shipped_stacker(digest: str, trained_dir: Path = TRAINED_DIR) -> Stacker | None:
     """The stacker in `trained_dir` when it was trained on exactly these rows (and its file is intact), else None."""
     manifest = trained_dir / TRAINED_MANIFEST
@@ -150,6 +176,7 @@ class PairReadOut:
     neighbours: ClassVar[int] = NEIGHBOURS
     reads_prompt: ClassVar[bool] = True
     files: ClassVar[tuple[str, ...]] = (FOLDER,)
+    learns_from_anchors: ClassVar[bool] = True
 
     def __init__(self, vm: ValueModelReadOut, stacker: Stacker, model_id: str, info: dict[str, Any] | None = None,
                  max_tokens: int | None = PAIR_MAX_TOKENS) -> None:
@@ -166,12 +193,16 @@ class PairReadOut:
         vm = ValueModelReadOut.fit(data)
         digest = data_hash(data, model_id)
         stacker = shipped_stacker(digest, trained_dir or TRAINED_DIR) if use_shipped else None
+        anchors = data.anchors
+        turns = list(zip(anchors.prompts, anchors.responses)) if anchors is not None else []
+        info: dict[str, Any] = {"data_sha256": digest, "anchors": len(turns), "anchors_sha256": anchors_sha256(turns)}
         if stacker is not None:
-            return cls(vm, stacker, model_id, {"stacker": "shipped", "data_sha256": digest})
+            shipped_sha = json.loads((trained_dir or TRAINED_DIR).joinpath(TRAINED_MANIFEST).read_text())["sha256"]
+            return cls(vm, stacker, model_id, {"stacker": "shipped", "shipped_sha256": shipped_sha, **info})
         vm_against, vm_upholds = out_of_fold(data)
         pair = PairEncoder(model_id).encode(list(data.prompts), list(data.responses))
-        return cls(vm, Stacker.fit(pair, vm_against, vm_upholds, data.reference), model_id,
-                   {"stacker": "fitted", "data_sha256": digest})
+        stacker = Stacker.fit(pair, vm_against, vm_upholds, data.reference, anchors=anchor_features(data, vm, model_id))
+        return cls(vm, stacker, model_id, {"stacker": "fitted", **info})
 
     def predict(self, data: ReadOutInput) -> ReadOutPrediction:
         p = self.vm.predict(data)
@@ -188,7 +219,9 @@ class PairReadOut:
         folder.mkdir(exist_ok=True)
         written = [f"{FOLDER}/{name}" for name in self.vm.save(folder)]
         self.stacker.save(folder / STACKER_FILE)
-        spec = {"pooling": PAIR_POOLING, "max_tokens": self.encoder.max_tokens}
+        # How the stacker was fitted, beside how it reads: is_current compares it with what a rebuild would read.
+        spec: dict[str, Any] = {"pooling": PAIR_POOLING, "max_tokens": self.encoder.max_tokens}
+        spec.update((k, self.info[k]) for k in FIT_RECORD if k in self.info)
         (folder / ENCODER_FILE).write_text(json.dumps(spec, indent=1) + "\n", encoding="utf-8")
         return [*written, f"{FOLDER}/{STACKER_FILE}", f"{FOLDER}/{ENCODER_FILE}"]
 
@@ -204,7 +237,33 @@ class PairReadOut:
         if stacker.pair_dimension != 2 * manifest.dimension:
             raise file_error(path, "dimension", f"the stacker reads {stacker.pair_dimension} pair features, the "
                              f"manifest's {manifest.dimension}-dimensional model gives {2 * manifest.dimension}")
-        return cls(vm, stacker, manifest.model, max_tokens=_encoder_max_tokens(folder / ENCODER_FILE))
+        spec = folder / ENCODER_FILE
+        return cls(vm, stacker, manifest.model, _fit_record(spec), max_tokens=_encoder_max_tokens(spec))
+
+    def is_current(self, anchors_sha256: str, trained_dir: Path | None = None) -> bool:
+        """False when a rebuild would fit another stacker: other benign anchors, or a shipped stacker the package
+        has since replaced (`make train`), or an index that does not say (built before either was recorded)."""
+        if self.info.get("anchors_sha256") != anchors_sha256:
+            return False
+        if self.info.get("stacker") == "shipped":
+            manifest = (trained_dir or TRAINED_DIR) / TRAINED_MANIFEST
+            try:
+                shipped = json.loads(manifest.read_text(encoding="utf-8")).get("sha256")
+            except (OSError, ValueError):
+                return False
+            return bool(shipped == self.info.get("shipped_sha256"))
+        return self.info.get("stacker") == "fitted"
+
+
+def _fit_record(path: Path) -> dict[str, Any]:
+    """What encoder.json says of how the stacker was fitted ({} for an index built before it said)."""
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # _encoder_max_tokens reports a bad file; a missing one is an older index
+    if not isinstance(spec, dict):
+        return {}
+    return {k: spec[k] for k in FIT_RECORD if k in spec}
 
 
 def _encoder_max_tokens(path: Path) -> int | None:

@@ -31,12 +31,27 @@ EPOCHS = 40
 BATCH = 64
 LEARNING_RATE = 1e-3
 SEEDS = (0, 1, 2, 3, 4)
+# Benign anchors (valueguard.reference.benign) count this much each against a labelled row, and teach only the
+# P(against) outputs (their P(upholds) is unknown, so it is not trained). Chosen by grouped cross-validation
+# (docs/quality.md): weight 1 cut benign false alarms the most but cost ~0.01 AP and stance pairs; 0.25 keeps
+# both within seed noise.
+ANCHOR_WEIGHT = 0.25
 
 
 def hyper_parameters() -> dict[str, object]:
     """What the training manifest records of how the stacker was fitted."""
     return {"kind": "mlp", "hidden": HIDDEN, "dropout": DROPOUT, "epochs": EPOCHS, "batch": BATCH,
-            "learning_rate": LEARNING_RATE, "weight_decay": WEIGHT_DECAY, "seeds": list(SEEDS)}
+            "learning_rate": LEARNING_RATE, "weight_decay": WEIGHT_DECAY, "seeds": list(SEEDS),
+            "anchor_weight": ANCHOR_WEIGHT}
+
+
+@dataclass(frozen=True)
+class AnchorFeatures:
+    """Benign anchors as the stacker reads them: their pair vectors and the value model's opinion of them."""
+
+    pair: np.ndarray  # (a, pair dimension)
+    vm_against: np.ndarray  # (a, 10)
+    vm_upholds: np.ndarray  # (a, 10)
 
 
 def features(pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray) -> np.ndarray:
@@ -76,18 +91,28 @@ class Stacker:
 
     @classmethod
     def fit(cls, pair: np.ndarray, vm_against: np.ndarray, vm_upholds: np.ndarray, ref: ReferenceArrays,
-            seeds: tuple[int, ...] = SEEDS) -> Stacker:
-        """One network per seed, trained with BCE on each row's against / upholds labels."""
+            seeds: tuple[int, ...] = SEEDS, anchors: AnchorFeatures | None = None) -> Stacker:
+        """One network per seed, trained with BCE on each row's against / upholds labels, and on each benign
+        anchor as working against nothing (weight ANCHOR_WEIGHT, its upholds outputs untrained)."""
         import torch
 
-        x = torch.from_numpy(features(pair, vm_against, vm_upholds))
-        y = torch.from_numpy(np.column_stack([ref.against, ref.upholds]).astype(np.float32))
+        x = features(pair, vm_against, vm_upholds)
+        y = np.column_stack([ref.against, ref.upholds]).astype(np.float32)
+        weights = None
+        if anchors is not None and len(anchors.pair):
+            a = len(anchors.pair)
+            x = np.vstack([x, features(anchors.pair, anchors.vm_against, anchors.vm_upholds)])
+            y = np.vstack([y, np.zeros((a, 2 * N_VALUES), np.float32)])
+            mask = np.ones_like(y)
+            mask[len(pair):, N_VALUES:] = 0
+            row_weight = np.r_[np.ones(len(pair)), np.full(a, ANCHOR_WEIGHT)].astype(np.float32)
+            weights = (torch.from_numpy(mask), torch.from_numpy(row_weight))
         threads = torch.get_num_threads()
         members = []
         try:
             torch.set_num_threads(1)  # small matrices: one thread is as fast, and results do not vary with cores
             for seed in seeds:
-                members.append(_train_member(torch, x, y, seed))
+                members.append(_train_member(torch, torch.from_numpy(x), torch.from_numpy(y), seed, weights))
         finally:
             torch.set_num_threads(threads)
         return cls(*(np.stack([m[i] for m in members]) for i in range(4)))
@@ -131,19 +156,28 @@ class Stacker:
         return cls(w1, b1, w2, b2)
 
 
-def _train_member(torch, x, y, seed: int) -> tuple[np.ndarray, ...]:
+def _train_member(torch, x, y, seed: int, weights=None) -> tuple[np.ndarray, ...]:
+    """One network; `weights`: (mask of trained outputs, weight of each row), else every output of every row
+    counts alike."""
     nn = torch.nn
     torch.manual_seed(seed)
     first, last = nn.Linear(x.shape[1], HIDDEN), nn.Linear(HIDDEN, 2 * N_VALUES)
     net = nn.Sequential(nn.Dropout(DROPOUT), first, nn.GELU(approximate="tanh"), nn.Dropout(DROPOUT), last)
     opt = torch.optim.AdamW(net.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     loss = nn.BCEWithLogitsLoss()
+    each = nn.BCEWithLogitsLoss(reduction="none")
     order = torch.Generator().manual_seed(seed)
     net.train()
     for _ in range(EPOCHS):
         for rows in torch.randperm(len(x), generator=order).split(BATCH):
             opt.zero_grad()
-            loss(net(x[rows]), y[rows]).backward()
+            if weights is None:
+                batch_loss = loss(net(x[rows]), y[rows])
+            else:
+                mask, row_weight = weights[0][rows], weights[1][rows]
+                per_row = (each(net(x[rows]), y[rows]) * mask).sum(1) / mask.sum(1)
+                batch_loss = (per_row * row_weight).sum() / row_weight.sum()
+            batch_loss.backward()
             opt.step()
     with torch.no_grad():
         return (first.weight.T.numpy().copy(), first.bias.numpy().copy(), last.weight.T.numpy().copy(),

@@ -236,6 +236,7 @@ class ValueModelReadOut:
     neighbours: ClassVar[int] = NEIGHBOURS
     reads_prompt: ClassVar[bool] = True
     files: ClassVar[tuple[str, ...]] = (MODEL_FILE,)
+    learns_from_anchors: ClassVar[bool] = False
 
     def __init__(self, model: ValueModel) -> None:
         self.model = model
@@ -278,3 +279,6 @@ class ValueModelReadOut:
             raise file_error(path, "dimension", f"the value model reads {d}-dimensional embeddings, the manifest says "
                              f"{manifest.dimension}")
         return cls(model)
+
+    def is_current(self, anchors_sha256: str) -> bool:
+        return True

@@ -112,3 +112,24 @@ def test_another_model_is_refused(index_copy, tmp_path):
 
     with pytest.raises(ValueIndexError, match="someone/else"):
         add_to_index(index_copy, [labels_file(tmp_path / "labels.jsonl")], Other())
+
+
+@pytest.mark.parametrize("with_anchors", [
+    True,  # an index built with --benign-anchors is refitted on them again
+    False,  # one built without stays without, even where the data directory has them
+])
+def test_a_pair_index_is_refitted_with_the_anchors_it_was_built_with(split, embedder, shared_data, tmp_path,
+                                                                    monkeypatch, with_anchors):
+    from valueguard.reference.benign import BENIGN_FILE, BENIGN_TEST_LINES, anchor_turns, anchors_sha256
+
+    hh = tmp_path / "data" / BENIGN_FILE
+    hh.parent.mkdir(parents=True)
+    lines = (shared_data / BENIGN_FILE).read_text(encoding="utf-8").splitlines(keepends=True)
+    hh.write_text("".join(lines[:BENIGN_TEST_LINES + 40]), encoding="utf-8")
+    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "data"))
+    anchors = anchor_turns(hh) if with_anchors else []
+    ValueIndex.build(split[0], embedder, readout="pair", anchors=anchors).save(tmp_path / "index")
+    result = add_to_index(tmp_path / "index", [labels_file(tmp_path / "labels.jsonl")], embedder)
+    assert result.refitted == "read-out 'pair' on 603 rows"
+    readout = ValueIndex.load(tmp_path / "index", model=embedder.model_id).readout
+    assert readout.info["anchors"] == len(anchors) and readout.is_current(anchors_sha256(anchors))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -133,3 +134,18 @@ def test_a_pair_index_is_refitted_with_the_anchors_it_was_built_with(split, embe
     assert result.refitted == "read-out 'pair' on 603 rows"
     readout = ValueIndex.load(tmp_path / "index", model=embedder.model_id).readout
     assert readout.info["anchors"] == len(anchors) and readout.is_current(anchors_sha256(anchors))
+
+
+def test_an_index_fitted_on_other_anchors_than_the_data_directorys_is_refused(split, embedder, tmp_path, monkeypatch):
+    """Custom anchors through the Python API: `index add` cannot get them again, so it refuses before it embeds or
+    writes anything, rather than refit on the data directory's."""
+    monkeypatch.setenv("VALUEGUARD_DATA_DIR", str(tmp_path / "empty"))  # no HH file: no anchors there
+    ValueIndex.build(split[0], embedder, readout="pair", anchors=[BREAD]).save(tmp_path / "index")
+    before = _files(tmp_path / "index")
+    with pytest.raises(ValueIndexError, match=r"fitted on 1 benign anchors that are not the data directory's \(0 "):
+        add_to_index(tmp_path / "index", [labels_file(tmp_path / "labels.jsonl")], embedder)
+    assert _files(tmp_path / "index") == before
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}

@@ -34,6 +34,7 @@ import numpy as np
 from valueguard.embedders.base import Embedder
 from valueguard.estimation.readout import BenignAnchors, ReadOut, ReadOutFit, readout_class
 from valueguard.estimation.value_index import ValueIndex, benign_anchors, embed_anchors, reference_arrays
+from valueguard.reference.benign import anchors_sha256
 from valueguard.index import kinds
 from valueguard.index.manifest import (
     KEPT_FILES, SNIPPET_CHARS, Manifest, ReferenceFileEntry, ValueIndexError, format_text, rebuild_hint,
@@ -160,6 +161,7 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
         _write_manifest(directory, m)
         result.seconds = time.perf_counter() - start
         return result
+    anchor_turns = _fitted_anchor_turns(index, directory)
     t = time.perf_counter()
     readout_cls = readout_class(m.readout)
     new_emb = _embed(embedder, [format_text(r.response, r.prompt, index.text_form) for r in records], batch_size)
@@ -187,10 +189,7 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
     result.faiss_update = kinds.describe_add(m.index_type, m.index_params, len(records))
 
     t = time.perf_counter()
-    # An index built with benign anchors is refitted with them (embedded again: an index does not keep them).
-    fitted_with_anchors = bool(getattr(index.readout, "info", {}).get("anchors"))
-    anchors = embed_anchors(embedder, benign_anchors(m.readout) if fitted_with_anchors else [], index.text_form,
-                            batch_size)
+    anchors = embed_anchors(embedder, anchor_turns, index.text_form, batch_size)
     refitted = ValueIndex(store, refit_readout(store, responses, prompts, prompt_emb, anchors))
     if readout_cls.files:  # a read-out without files has no fitted part
         result.refitted = f"read-out {m.readout!r} on {len(store):,} rows"
@@ -205,6 +204,23 @@ def add_to_index(directory: str | Path, paths: Sequence[str | Path], embedder: E
     log.info("index rows added", added=result.added, duplicates=result.duplicates, rows=result.rows,
              seconds=round(result.seconds, 2))
     return result
+
+
+def _fitted_anchor_turns(index: ValueIndex, directory: Path) -> list[tuple[str, str]]:
+    """The benign anchors to refit `index`'s read-out with: none if it was fitted without, else the data
+    directory's (an index does not keep them), which must be the ones it was fitted on."""
+    info = getattr(index.readout, "info", {})
+    if not info.get("anchors"):
+        return []
+    turns = benign_anchors(index.manifest.readout)
+    if anchors_sha256(turns) != info.get("anchors_sha256"):
+        # Another set (custom anchors through the Python API, or another HH file): refitting on it would change
+        # what the index learnt from, so refuse before anything is embedded or written.
+        raise ValueIndexError(f"index at {directory} was fitted on {info['anchors']:,} benign anchors that are not "
+                              f"the data directory's ({len(turns):,} there), so they cannot be refitted on: "
+                              f"build it again with the new rows through ValueIndex.build(..., anchors=...), or "
+                              f"{rebuild_hint(directory)} --benign-anchors")
+    return turns
 
 
 def _keep_prompt_embeddings(directory: Path, index: ValueIndex, prompt_emb: np.ndarray) -> None:

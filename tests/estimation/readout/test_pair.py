@@ -136,6 +136,8 @@ def test_the_shipped_stacker_is_used_only_for_the_rows_it_was_trained_on(small, 
     shipped = pair.PairReadOut.fit(data, trained_dir=tmp_path / "trained")
     fitted = pair.PairReadOut.fit(data, use_shipped=False)
     assert shipped.info["stacker"] == "shipped" and fitted.info["stacker"] == "fitted"
+    assert shipped.info["shipped_sha256"] == meta["sha256"] == pair.shipped_stacker(trained.data_sha256,
+                                                                                     tmp_path / "trained").sha256
     # Reproducible: a second fit on the same rows gives the shipped weights.
     assert np.allclose(shipped.stacker.w1, fitted.stacker.w1, atol=1e-6)
     other = ReferenceSet(small.records[:150])

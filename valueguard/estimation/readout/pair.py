@@ -43,7 +43,7 @@ from valueguard.reference.benign import anchors_sha256
 from valueguard.values import N_VALUES
 
 __all__ = ["PAIR_MAX_TOKENS", "PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker",
-           "anchor_features", "data_hash", "out_of_fold", "shipped_stacker"]
+           "anchor_features", "data_hash", "out_of_fold", "shipped_stacker", "ShippedStacker"]
 
 # How a pair pass becomes features: its prompt tokens and its response tokens mean-pooled apart (PairEncoder).
 PAIR_POOLING = "segments"
@@ -152,7 +152,15 @@ def anchor_features(data: ReadOutFit, vm: ValueModelReadOut, model_id: str) -> A
     return AnchorFeatures(pair, p.against, p.upholds)
 
 
-def shipped_stacker(digest: str, trained_dir: Path = TRAINED_DIR) -> Stacker | None:
+@dataclass(frozen=True)
+class ShippedStacker:
+    """A stacker the package ships, with the sha256 its manifest gives for its file (checked on loading)."""
+
+    stacker: Stacker
+    sha256: str
+
+
+def shipped_stacker(digest: str, trained_dir: Path = TRAINED_DIR) -> ShippedStacker | None:
     """The stacker in `trained_dir` when it was trained on exactly these rows (and its file is intact), else None."""
     manifest = trained_dir / TRAINED_MANIFEST
     if not manifest.is_file():
@@ -164,9 +172,10 @@ def shipped_stacker(digest: str, trained_dir: Path = TRAINED_DIR) -> Stacker | N
     # Trained on features this code no longer makes (another pooling or pair length): refit instead.
     if meta.get("pair_pooling") != PAIR_POOLING or meta.get("pair_max_tokens") != PAIR_MAX_TOKENS:
         return None
-    if hashlib.sha256(path.read_bytes()).hexdigest() != meta.get("sha256"):
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    if sha256 != meta.get("sha256"):
         return None
-    return Stacker.load(path)
+    return ShippedStacker(Stacker.load(path), sha256)
 
 
 class PairReadOut:
@@ -192,13 +201,12 @@ class PairReadOut:
         model_id = data.model_id or default_model()
         vm = ValueModelReadOut.fit(data)
         digest = data_hash(data, model_id)
-        stacker = shipped_stacker(digest, trained_dir or TRAINED_DIR) if use_shipped else None
+        shipped = shipped_stacker(digest, trained_dir or TRAINED_DIR) if use_shipped else None
         anchors = data.anchors
         turns = list(zip(anchors.prompts, anchors.responses)) if anchors is not None else []
         info: dict[str, Any] = {"data_sha256": digest, "anchors": len(turns), "anchors_sha256": anchors_sha256(turns)}
-        if stacker is not None:
-            shipped_sha = json.loads((trained_dir or TRAINED_DIR).joinpath(TRAINED_MANIFEST).read_text())["sha256"]
-            return cls(vm, stacker, model_id, {"stacker": "shipped", "shipped_sha256": shipped_sha, **info})
+        if shipped is not None:
+            return cls(vm, shipped.stacker, model_id, {"stacker": "shipped", "shipped_sha256": shipped.sha256, **info})
         vm_against, vm_upholds = out_of_fold(data)
         pair = PairEncoder(model_id).encode(list(data.prompts), list(data.responses))
         stacker = Stacker.fit(pair, vm_against, vm_upholds, data.reference, anchors=anchor_features(data, vm, model_id))

@@ -1,96 +1,105 @@
-"""What the guard must see of a long response: truncation (the model's first 256 tokens) or windows.
+"""What the guard must see of a long response, read by the real estimator (the default pair read-out).
 
-Held out: the index is the rows of folds 1-4 (grouped by prompt); long responses are made from fold-0 rows:
-three benign responses joined (about 2,000-4,000 characters), with one labelled violation inserted at the
-start, in the middle or at the end, and as many all-benign long responses. For each way of reading, the table
-gives the violation AUC (with vs without the inserted violation), the share flagged by the default rewrite
-threshold (any value below -0.2), and the embedding cost per response.
+Held out: the index is the rows of folds 1-4 (grouped by prompt), fitted as `index build` fits one; long responses
+are made from fold-0 rows: three benign responses joined (about 2,000-4,000 characters), with one labelled
+violation inserted at the start, in the middle or at the end, against as many all-benign long responses. Each is
+asked by the prompt of its first benign part, never the violation's: a benign request whose answer hides the
+harm (the dilution case). For each way of reading, the table gives the violation AUC (ranked by the highest
+P(against)), the share the default policy blocks or rewrites, by position and for the benign ones, and the time
+per response.
 
-    .venv/bin/python benchmarks/long_responses.py      (uses bench-results/cache from `make choice`)
+    .venv/bin/python benchmarks/long_responses.py [--data ../shared/data]      (about 6 minutes on 2 cores)
 """
 
 from __future__ import annotations
 
-import sys
+import argparse
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from estimator_choice import embed_cached, topk  # noqa: E402
-
-from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder  # noqa: E402
-from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
-from valueguard.estimation.evidence import combine  # noqa: E402
-from valueguard.values.polarity import SCORED_VIOLATION
+from valueguard.embedders.backends import make_embedder, make_index_embedder
+from valueguard.estimation import estimator as estimator_module
+from valueguard.estimation.estimator import ValueEstimator
 from valueguard.estimation.folds import group_folds
-from valueguard.quality.metrics import roc_auc  # noqa: E402
-from valueguard.index.manifest import format_text  # noqa: E402
-from valueguard.reference import ReferenceSet, fulcra_files  # noqa: E402
-from valueguard.estimation.windows import text_windows  # noqa: E402
+from valueguard.estimation.value_index import ValueIndex
+from valueguard.policy.model import Policy
+from valueguard.quality.metrics import roc_auc
+from valueguard.reference import ReferenceSet, fulcra_files
+from valueguard.values.polarity import violations
 
 PER_POSITION = 60
-THRESHOLD = -0.2
+POSITIONS = {"start": 0, "middle": 2, "end": 3}
+INTERVENE = {"block", "rewrite"}
 
 
-def main() -> None:
-    ref = ReferenceSet.from_files(fulcra_files(sys.argv[1] if len(sys.argv) > 1 else "../shared/data"))
-    embedder = SentenceTransformerEmbedder()
-    emb = embed_cached(embedder, [format_text(r.response, None, "response") for r in ref], "response")
-    values = ref.value_matrix()
-    kinds = np.array([r.label_kind for r in ref])
-    cut = np.where(kinds == "annotated", 0.0, SCORED_VIOLATION)[:, None]
-    violating = (values < cut).any(axis=1)
-    folds = group_folds([r.prompt for r in ref], 5)
-    train = np.where(folds != 0)[0]
-    test = np.where(folds == 0)[0]
+def long_cases(ref: ReferenceSet, test: np.ndarray, violating: np.ndarray):
+    """(prompt, text, has a violation, position) for PER_POSITION texts at each position and as many benign."""
     rng = np.random.default_rng(0)
     benign = [i for i in test if not violating[i] and 300 <= len(ref.records[i].response) <= 1300]
     bad = [i for i in test if violating[i] and len(ref.records[i].response) >= 150]
-
-    texts, labels = [], []
-    for position in ("start", "middle", "end"):
+    cases = []
+    for position, at in POSITIONS.items():
         for _ in range(PER_POSITION):
-            parts = [ref.records[i].response for i in rng.choice(benign, 3, replace=False)]
-            insert = {"start": 0, "middle": 2, "end": 3}[position]
-            parts.insert(insert, ref.records[int(rng.choice(bad))].response)
-            texts.append("\n\n".join(parts))
-            labels.append(True)
+            parts = [int(i) for i in rng.choice(benign, 3, replace=False)]
+            texts = [ref.records[i].response for i in parts]
+            texts.insert(at, ref.records[int(rng.choice(bad))].response)
+            cases.append((ref.records[parts[0]].prompt, "\n\n".join(texts), True, position))
     for _ in range(3 * PER_POSITION):
-        texts.append("\n\n".join(ref.records[i].response for i in rng.choice(benign, 4, replace=False)))
-        labels.append(False)
-    y = np.array(labels)
+        parts = [int(i) for i in rng.choice(benign, 4, replace=False)]
+        cases.append((ref.records[parts[0]].prompt, "\n\n".join(ref.records[i].response for i in parts), False, ""))
+    return cases
 
-    def estimate(queries: np.ndarray) -> np.ndarray:
-        sims, idx = topk(queries, emb[train], DEFAULT_K)
-        return combine(sims, idx, values[train], DEFAULT_TAU)[0]
 
-    t = time.perf_counter()
-    truncated = estimate(embedder.embed(texts)).min(axis=1)
-    t_trunc = (time.perf_counter() - t) / len(texts)
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    args = ap.parse_args()
+    ref = ReferenceSet.from_files(fulcra_files(args.data))
+    values, kinds = ref.value_matrix(), np.array([r.label_kind for r in ref])
+    violating = np.zeros(len(ref), bool)
+    for kind in ("annotated", "model"):
+        m = kinds == kind
+        violating[m] = violations(values[m], kind)
+    folds = group_folds([r.prompt for r in ref], 5)
+    train, test = np.where(folds != 0)[0], np.where(folds == 0)[0]
+    start = time.perf_counter()
+    index_embedder = make_index_embedder()
+    index = ValueIndex.build(ReferenceSet([ref.records[i] for i in train]), index_embedder, readout="pair")
+    print(f"index of {len(train):,} rows (read-out {type(index.readout).name!r}) in {time.perf_counter() - start:.0f} s")
+    estimator = ValueEstimator(index, make_embedder(index_embedder.model_id), cache_size=0)
+    policy = Policy.load("default")
+    cases = long_cases(ref, test, violating)
+    y = np.array([c[2] for c in cases])
+    estimator.estimate_batch(["warm up"], ["warm"])
 
-    t = time.perf_counter()
-    spans = [text_windows(x) for x in texts]
-    flat = [x[a:b] for x, s in zip(texts, spans) for a, b in s]
-    window_min = estimate(embedder.embed(flat)).min(axis=1)
-    worst, i = [], 0
-    for s in spans:
-        worst.append(window_min[i:i + len(s)].min())
-        i += len(s)
-    windowed = np.array(worst)
-    t_win = (time.perf_counter() - t) / len(texts)
+    def whole(text: str) -> list[tuple[int, int]]:
+        return [(0, len(text))]
 
-    n_windows = np.mean([len(s) for s in spans])
-    print(f"{len(texts)} long responses, {np.mean([len(x) for x in texts]):.0f} characters on average, "
-          f"{n_windows:.1f} windows each; index {len(train)} held-out rows\n")
-    print("| reading | violation AUC | flagged with violation (start / middle / end) | flagged benign | ms each |")
+    readings = {
+        "truncation (the first 256 tokens), with the prompt": (whole, True),
+        "windows, worst decides, with the prompt (the default)": (None, True),
+        "windows, worst decides, no prompt": (None, False),
+    }
+    n_windows = np.mean([len(estimator_module.text_windows(c[1])) for c in cases])
+    print(f"{len(cases)} long responses, {np.mean([len(c[1]) for c in cases]):.0f} characters on average, "
+          f"{n_windows:.1f} windows each; policy {policy.name} {policy.version}\n")
+    print("| reading | violation AUC | intervened with violation (start / middle / end) | intervened benign "
+          "| ms each |")
     print("|---|---|---|---|---|")
-    for name, score, ms in (("truncation (first 256 tokens)", truncated, t_trunc), ("windows, worst decides", windowed, t_win)):
-        flagged = score < THRESHOLD
-        by_pos = [flagged[k * PER_POSITION:(k + 1) * PER_POSITION].mean() for k in range(3)]
-        print(f"| {name} | {roc_auc(y, -score):.3f} | {' / '.join(f'{p:.0%}' for p in by_pos)} "
-              f"| {flagged[~y].mean():.0%} | {ms * 1000:.0f} |")
+    for name, (windows, with_prompt) in readings.items():
+        patch = mock.patch.object(estimator_module, "text_windows", windows) if windows else mock.MagicMock()
+        with patch:
+            t = time.perf_counter()
+            estimates = [estimator.estimate(c[1], c[0] if with_prompt else None) for c in cases]
+            ms = (time.perf_counter() - t) / len(cases) * 1000
+        score = np.array([e.violation for e in estimates])
+        acted = np.array([policy.decide(e).action in INTERVENE for e in estimates])
+        by_position = [acted[k * PER_POSITION:(k + 1) * PER_POSITION].mean() for k in range(len(POSITIONS))]
+        print(f"| {name} | {roc_auc(y, score):.3f} | {' / '.join(f'{p:.0%}' for p in by_position)} "
+              f"| {acted[~y].mean():.0%} | {ms:.0f} |")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ per response.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
 from unittest import mock
@@ -28,7 +29,7 @@ from valueguard.estimation.value_index import ValueIndex
 from valueguard.policy.model import Policy
 from valueguard.quality.metrics import roc_auc
 from valueguard.reference import ReferenceSet, fulcra_files
-from valueguard.values.polarity import violations
+from valueguard.values.polarity import polarity
 
 PER_POSITION = 60
 POSITIONS = {"start": 0, "middle": 2, "end": 3}
@@ -58,11 +59,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     args = ap.parse_args()
     ref = ReferenceSet.from_files(fulcra_files(args.data))
-    values, kinds = ref.value_matrix(), np.array([r.label_kind for r in ref])
-    violating = np.zeros(len(ref), bool)
-    for kind in ("annotated", "model"):
-        m = kinds == kind
-        violating[m] = violations(values[m], kind)
+    violating = polarity(ref.value_matrix(), [r.label_kind for r in ref])[0].any(axis=1)
     folds = group_folds([r.prompt for r in ref], 5)
     train, test = np.where(folds != 0)[0], np.where(folds == 0)[0]
     start = time.perf_counter()
@@ -90,8 +87,7 @@ def main() -> None:
           "| ms each |")
     print("|---|---|---|---|---|")
     for name, (windows, with_prompt) in readings.items():
-        patch = mock.patch.object(estimator_module, "text_windows", windows) if windows else mock.MagicMock()
-        with patch:
+        with mock.patch.object(estimator_module, "text_windows", windows) if windows else contextlib.nullcontext():
             t = time.perf_counter()
             estimates = [estimator.estimate(c[1], c[0] if with_prompt else None) for c in cases]
             ms = (time.perf_counter() - t) / len(cases) * 1000

@@ -34,13 +34,13 @@ import numpy as np
 from valueguard.embedders.base import Embedder
 from valueguard.estimation.readout import BenignAnchors, ReadOut, ReadOutFit, readout_class
 from valueguard.estimation.value_index import ValueIndex, benign_anchors, embed_anchors, reference_arrays
-from valueguard.reference.benign import anchors_sha256
 from valueguard.index import kinds
 from valueguard.index.manifest import (
     KEPT_FILES, SNIPPET_CHARS, Manifest, ReferenceFileEntry, ValueIndexError, format_text, rebuild_hint,
 )
 from valueguard.index.store import ReferenceIndex, RowInfo, embed_texts
 from valueguard.logs import get_logger
+from valueguard.reference.benign import anchors_sha256
 from valueguard.reference.dataset import sha256_file
 from valueguard.reference.readers import read_reference
 from valueguard.reference.record import ReadReport, ReferenceRecord

@@ -44,18 +44,19 @@ def is_refusal(response: str) -> bool:
     return bool(_OPENING.match(head)) and bool(_REFUSING.search(head))
 
 
-def normalized(text: str) -> str:
-    return " ".join(text.lower().split())
+def identical_groups(texts: list[str]) -> list[list[int]]:
+    """Row indices of texts that are the same up to case and whitespace."""
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, t in enumerate(texts):
+        groups[" ".join(t.lower().split())].append(i)
+    return list(groups.values())
 
 
 def text_only_ceiling(y: np.ndarray, texts: list[str], draws: int = 200, seed: int = 0) -> float:
     """The expected AP of the best read-out of the response text alone: every row ranked by its own label, except
     that identical texts share one score (their group's share of violations), their order inside a tie random."""
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, t in enumerate(texts):
-        groups[normalized(t)].append(i)
     score = np.zeros(len(y))
-    for rows in groups.values():
+    for rows in identical_groups(texts):
         score[rows] = y[rows].mean()
     rng = np.random.default_rng(seed)
     # average_precision breaks no ties in a row's favour: a tiny random jitter draws one order inside each tie.
@@ -80,10 +81,7 @@ def label_table(ref: ReferenceSet, y: np.ndarray, refusal: np.ndarray, kinds: np
         v, r, rv = int((y & m).sum()), int((refusal & m).sum()), int((y & refusal & m).sum())
         print(f"| {name} | {int(m.sum())} | {v} | {r} | {rv} ({rv / max(r, 1):.1%}) | {rv / max(v, 1):.1%} |")
 
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, rec in enumerate(ref):
-        groups[normalized(rec.response)].append(i)
-    mixed = [rows for rows in groups.values() if 0 < y[rows].sum() < len(rows)]
+    mixed = [rows for rows in identical_groups([r.response for r in ref]) if 0 < y[rows].sum() < len(rows)]
     print(f"\nidentical responses labelled both ways: {len(mixed)} texts, {sum(map(len, mixed))} rows, "
           f"{sum(int(y[rows].sum()) for rows in mixed)} of them violations")
     for rows in sorted(mixed, key=len, reverse=True)[:3]:

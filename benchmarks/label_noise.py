@@ -21,7 +21,6 @@ the labels as they are and with those refusals relabelled as not violating.
 from __future__ import annotations
 
 import argparse
-import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -29,19 +28,17 @@ import numpy as np
 
 from valueguard.config import data_dir
 from valueguard.quality.metrics import average_precision
-from valueguard.reference import ReferenceSet, fulcra_files
+from valueguard.reference import ReadReport, ReferenceSet, fulcra_files
+from valueguard.reference.hygiene import is_refusal
+from valueguard.reference.record import file_stem, iter_jsonl
 from valueguard.values.polarity import polarity
 
-# An opening apology or inability, then a refusal to help, within the first 200 characters.
-_OPENING = re.compile(r"^\W*(?:(?:i'?m|i am)\s+(?:really\s+|very\s+|so\s+)?(?:sorry|afraid|unable)|sorry|"
-                      r"i\s+(?:can(?:no|')t|cannot|won'?t|will\s+not|must\s+decline)|i\s+apologi[sz]e)", re.I)
-_REFUSING = re.compile(r"\b(?:can(?:no|')t|cannot|unable|won'?t|will\s+not|not\s+able|must\s+decline|"
-                       r"not\s+(?:be\s+)?(?:appropriate|ethical|provide|assist|help))\b", re.I)
-
-
-def is_refusal(response: str) -> bool:
-    head = response.strip()[:200]
-    return bool(_OPENING.match(head)) and bool(_REFUSING.search(head))
+def evaluator_labels(ref: ReferenceSet, paths: list[Path]) -> np.ndarray:
+    """The value matrix with each scored row's scores as the evaluator wrote them: the reader relabels the refusals
+    it scored as violations (valueguard/reference/hygiene.py), and this script measures those labels."""
+    raw = {f"{file_stem(p)}:{n}": obj["value_reward"] for p in paths for n, obj in iter_jsonl(p, ReadReport(str(p)))
+           if "value_reward" in obj}
+    return np.array([raw.get(r.id, r.values.to_array()) for r in ref], dtype=np.float32)
 
 
 def identical_groups(texts: list[str]) -> list[list[int]]:
@@ -95,7 +92,7 @@ def label_table(ref: ReferenceSet, y: np.ndarray, refusal: np.ndarray, kinds: np
     print(f"stance pairs: {len(pairs)}, of which the 'violating' answer is a refusal: {noisy} ({noisy / len(pairs):.1%})")
 
 
-def read_out_table(ref: ReferenceSet, y: np.ndarray, refusal: np.ndarray, kinds: np.ndarray, cache: Path) -> None:
+def read_out_table(ref: ReferenceSet, as_scored: np.ndarray, cache: Path) -> None:
     from valueguard.cli.quality import _held_out
     from valueguard.policy.model import Policy
     from valueguard.quality.compare import intervene_rates, policy_actions
@@ -106,14 +103,12 @@ def read_out_table(ref: ReferenceSet, y: np.ndarray, refusal: np.ndarray, kinds:
     assert np.array_equal(h.true, ref.value_matrix()), "held-out rows are not the reference rows"
     actions = policy_actions(Policy.load("default"), h)
     prompts = [r.prompt for r in ref]
-    relabelled = h.true.copy()
-    # A refusal labelled a violation becomes "no value worked against" (its upholding scores are kept).
-    fix = refusal & y & (kinds == "model")
-    relabelled[fix] = np.maximum(relabelled[fix], 0.0)
-    clean = HeldOut(relabelled, h.kinds, h.values, h.against, h.confidence)
+    # h holds the labels as read (the refusals relabelled); the same estimates scored on the evaluator's own labels.
+    evaluator = HeldOut(as_scored, h.kinds, h.values, h.against, h.confidence)
     print("\n| scored labels | violations | AP | stance pairs | default policy: intervene P / R |")
     print("|---|---|---|---|---|")
-    for name, held in (("as labelled", h), ("refusals relabelled as not violating", clean)):
+    for name, held in (("as the evaluator scored them", evaluator), ("refusals relabelled as not violating "
+                                                                    "(as read)", h)):
         m = held.kinds == "model"
         ap = average_precision(held.violated[m], held.violation[m])
         st = read_out_stance_pairs(held, prompts)
@@ -130,14 +125,16 @@ def main() -> None:
     ap.add_argument("--held-out-cache", type=Path, default=None,
                     help="also measure the default read-out on its held-out estimates saved in this folder")
     args = ap.parse_args()
-    ref = ReferenceSet.from_files(fulcra_files(args.data or data_dir()))
+    paths = fulcra_files(args.data or data_dir())
+    ref = ReferenceSet.from_files(paths)
     kinds = np.array([r.label_kind for r in ref])
-    against, _ = polarity(ref.value_matrix(), kinds)
+    as_scored = evaluator_labels(ref, paths)
+    against, _ = polarity(as_scored, kinds)
     y = against.any(axis=1)
     refusal = np.array([is_refusal(r.response) for r in ref])
     label_table(ref, y, refusal, kinds)
     if args.held_out_cache is not None:
-        read_out_table(ref, y, refusal, kinds, args.held_out_cache)
+        read_out_table(ref, as_scored, args.held_out_cache)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ Four formats, told apart by the keys of a file's first JSON object:
 - FULCRA evaluator-scored responses: `prompt`, `answer`, `value_reward` (10 floats in the basic-value order);
 - canonical: the fields of `ReferenceRecord`;
 - labels: a user's judgements, `response` and `against` / `upholds` / `violation` (reference/labels.py).
+
+The scored reader reads the refusals the evaluator scored as violations as violating nothing (reference/hygiene.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from valueguard.reference.formats import Format, FormatTable, keys
+from valueguard.reference.hygiene import relabelled_refusal
 from valueguard.reference.labels import JUDGEMENT_KEYS, read_labels
 from valueguard.reference.record import ReadReport, ReferenceRecord, file_stem, iter_jsonl, json_lines
 from valueguard.values import N_VALUES, VALUE_NAMES, ValueVector, basic_value_of
@@ -96,6 +99,9 @@ def read_scored(path: Path, report: ReadReport) -> Iterator[ReferenceRecord]:
         except (ValueError, TypeError) as e:
             report.bad_line(line_no, f"value_reward: {e}")
             continue
+        if (relabelled := relabelled_refusal(answer, values)) is not None:
+            report.relabelled_refusal(line_no)
+            values = relabelled
         yield ReferenceRecord(
             id=f"{stem}:{line_no}",
             prompt=str(prompt or ""),

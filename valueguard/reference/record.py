@@ -62,6 +62,9 @@ class ReadReport:
     unparsed_label_examples: list[tuple[int, str]] = field(default_factory=list)
     conflicts: int = 0
     conflict_examples: list[tuple[int, str]] = field(default_factory=list)
+    # Scored refusals read as violating nothing (reference/hygiene.py).
+    relabelled_refusals: int = 0
+    relabelled_examples: list[int] = field(default_factory=list)
     label_spellings: Counter[str] = field(default_factory=Counter)
 
     def bad_line(self, line_no: int, reason: str) -> None:
@@ -79,6 +82,11 @@ class ReadReport:
         if len(self.conflict_examples) < MAX_EXAMPLES:
             self.conflict_examples.append((line_no, detail))
 
+    def relabelled_refusal(self, line_no: int) -> None:
+        self.relabelled_refusals += 1
+        if len(self.relabelled_examples) < MAX_EXAMPLES:
+            self.relabelled_examples.append(line_no)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "path": self.path,
@@ -90,6 +98,8 @@ class ReadReport:
             "unparsed_label_examples": [{"line": n, "label": s} for n, s in self.unparsed_label_examples],
             "conflicting_labels": self.conflicts,
             "conflict_examples": [{"line": n, "labels": s} for n, s in self.conflict_examples],
+            "relabelled_refusals": self.relabelled_refusals,
+            "relabelled_examples": list(self.relabelled_examples),
         }
 
     def describe(self) -> str:
@@ -103,6 +113,10 @@ class ReadReport:
         if self.conflicts:
             shown = ", ".join(f"line {n}: {s}" for n, s in self.conflict_examples[:3])
             parts.append(f"{self.conflicts} value(s) labelled both ways, kept as -1, e.g. {shown}")
+        if self.relabelled_refusals:
+            shown = ", ".join(f"line {n}" for n in self.relabelled_examples[:3])
+            parts.append(f"{self.relabelled_refusals} refusal(s) scored as violations read as violating nothing "
+                         f"(docs/quality.md, label noise), e.g. {shown}")
         return "; ".join(parts)
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from valueguard.config import data_dir
+from valueguard.quality.compare import stance_pair_rows
 from valueguard.quality.metrics import average_precision
 from valueguard.reference import ReadReport, ReferenceSet, fulcra_files
 from valueguard.reference.hygiene import is_refusal
@@ -60,15 +61,6 @@ def text_only_ceiling(y: np.ndarray, texts: list[str], draws: int = 200, seed: i
     return float(np.mean([average_precision(y, score + rng.uniform(0, 1e-9, len(y))) for _ in range(draws)]))
 
 
-def stance_pairs(prompts: list[str], kinds: np.ndarray, y: np.ndarray) -> list[tuple[int, int]]:
-    """(violating, not violating) answers to one scored prompt, as `valueguard eval --compare` pairs them."""
-    by_prompt: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(prompts):
-        if kinds[i] == "model":
-            by_prompt[p].append(i)
-    return [(b, g) for rows in by_prompt.values() for b in rows if y[b] for g in rows if not y[g]]
-
-
 def label_table(ref: ReferenceSet, y: np.ndarray, refusal: np.ndarray, kinds: np.ndarray) -> None:
     print("| label kind | rows | violations | refusals | refusals labelled a violation | share of the violations "
           "that are refusals |")
@@ -87,7 +79,7 @@ def label_table(ref: ReferenceSet, y: np.ndarray, refusal: np.ndarray, kinds: np
     scored = np.where(kinds == "model")[0]
     ceiling = text_only_ceiling(y[scored], [ref.records[i].response for i in scored])
     print(f"scored AP ceiling of a read-out of the response text alone (identical texts tied): {ceiling:.3f}")
-    pairs = stance_pairs([r.prompt for r in ref], kinds, y)
+    pairs = stance_pair_rows([r.prompt for r in ref], kinds, y)
     noisy = sum(1 for b, _ in pairs if refusal[b])
     print(f"stance pairs: {len(pairs)}, of which the 'violating' answer is a refusal: {noisy} ({noisy / len(pairs):.1%})")
 
@@ -96,7 +88,7 @@ def read_out_table(ref: ReferenceSet, as_scored: np.ndarray, cache: Path) -> Non
     from valueguard.cli.quality import _held_out
     from valueguard.policy.model import Policy
     from valueguard.quality.compare import intervene_rates, policy_actions
-    from valueguard.quality.compare import stance_pairs as read_out_stance_pairs
+    from valueguard.quality.compare import stance_pairs
     from valueguard.quality.heldout import HeldOut
 
     h, _ = _held_out([], [], 5, "pair", False, None, cache=cache)  # the default read-out, as make thresholds
@@ -111,7 +103,7 @@ def read_out_table(ref: ReferenceSet, as_scored: np.ndarray, cache: Path) -> Non
                                                                     "(as read)", h)):
         m = held.kinds == "model"
         ap = average_precision(held.violated[m], held.violation[m])
-        st = read_out_stance_pairs(held, prompts)
+        st = stance_pairs(held, prompts)
         iv = intervene_rates(actions, held)["model"]
         print(f"| {name} | {int(held.violated[m].sum())} | {ap:.3f} | {st['accuracy']:.3f} ({st['pairs']}) | "
               f"{iv['precision']:.3f} / {iv['recall']:.3f} |")

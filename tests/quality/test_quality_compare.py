@@ -8,7 +8,7 @@ import pytest
 from valueguard.quality.heldout import HeldOut
 from valueguard.policy.model import Policy
 from tests.cli.conftest import run  # noqa: F401  (the CLI runner fixture)
-from valueguard.quality.compare import benign_rates, intervene_rates, policy_actions, stance_pairs
+from valueguard.quality.compare import benign_rates, intervene_rates, policy_actions, stance_pair_rows, stance_pairs
 
 
 def held_out(rows):
@@ -36,6 +36,18 @@ def test_stance_pairs(rows, prompts, pairs, accuracy):
     out = stance_pairs(held_out(rows), prompts)
     assert out["pairs"] == pairs
     assert np.isnan(out["accuracy"]) if accuracy is None else out["accuracy"] == accuracy
+
+
+@pytest.mark.parametrize("kinds, violated, prompts, expected", [
+    # each violating answer pairs with each clean answer to its prompt, violating first
+    (["model"] * 3, [True, False, False], ["p", "p", "p"], [(0, 1), (0, 2)]),
+    # two prompts: pairs stay inside each
+    (["model"] * 4, [False, True, True, False], ["p", "p", "q", "q"], [(1, 0), (2, 3)]),
+    # a prompt with only violations (or none) makes no pair; annotated rows are left out
+    (["model", "model", "annotated", "model"], [True, True, False, False], ["p", "p", "p", "q"], []),
+])
+def test_stance_pair_rows(kinds, violated, prompts, expected):
+    assert stance_pair_rows(prompts, np.array(kinds), np.array(violated)) == expected
 
 
 POLICY = Policy.from_yaml('version: "t"\nname: t\ndescription: d\ndefaults:\n  action: allow\nrules:\n'

@@ -42,23 +42,23 @@ SETTINGS = (
 )
 
 
+def stance_pair_rows(prompts: list[str], kinds: np.ndarray, violated: np.ndarray,
+                     kind: str = "model") -> list[tuple[int, int]]:
+    """(violating, not violating) row pairs: two answers of label kind `kind` to one prompt."""
+    by_prompt: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(prompts):
+        if kinds[i] == kind:
+            by_prompt[p].append(i)
+    return [(b, g) for rows in by_prompt.values() for b in rows if violated[b] for g in rows if not violated[g]]
+
+
 def stance_pairs(h: HeldOut, prompts: list[str], kind: str = "model") -> dict[str, float]:
     """Same prompt, one answer violating and another not: the share of such pairs where the violating answer
     has the higher P(against any value) (a tie counts half)."""
-    by_prompt: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(prompts):
-        if h.kinds[i] == kind:
-            by_prompt[p].append(i)
-    y, score = h.violated, h.violation
-    wins, pairs = 0.0, 0
-    for rows in by_prompt.values():
-        bad = [i for i in rows if y[i]]
-        good = [i for i in rows if not y[i]]
-        for b in bad:
-            for g in good:
-                pairs += 1
-                wins += 1.0 if score[b] > score[g] else 0.5 if score[b] == score[g] else 0.0
-    return {"pairs": pairs, "accuracy": wins / pairs if pairs else float("nan")}
+    pairs = stance_pair_rows(prompts, h.kinds, h.violated, kind)
+    score = h.violation
+    wins = sum(1.0 if score[b] > score[g] else 0.5 if score[b] == score[g] else 0.0 for b, g in pairs)
+    return {"pairs": len(pairs), "accuracy": wins / len(pairs) if pairs else float("nan")}
 
 
 def policy_actions(policy: Policy, h: HeldOut) -> np.ndarray:

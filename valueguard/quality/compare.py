@@ -9,7 +9,6 @@ were never in the reference data.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from valueguard.embedders.base import Embedder
 from valueguard.quality.heldout import HeldOut, cross_validate, estimate_unlabelled, metrics
+from valueguard.quality.reward_eval import same_prompt_pairs
 from valueguard.policy.actions import FLAGGING
 from valueguard.policy.model import Policy
 from valueguard.reference import ReferenceSet
@@ -45,11 +45,8 @@ SETTINGS = (
 def stance_pair_rows(prompts: list[str], kinds: np.ndarray, violated: np.ndarray,
                      kind: str = "model") -> list[tuple[int, int]]:
     """(violating, not violating) row pairs: two answers of label kind `kind` to one prompt."""
-    by_prompt: dict[str, list[int]] = defaultdict(list)
-    for i, p in enumerate(prompts):
-        if kinds[i] == kind:
-            by_prompt[p].append(i)
-    return [(b, g) for rows in by_prompt.values() for b in rows if violated[b] for g in rows if not violated[g]]
+    return [(a, b) if violated[a] else (b, a) for a, b in same_prompt_pairs(prompts, kinds, kind)
+            if violated[a] != violated[b]]
 
 
 def stance_pairs(h: HeldOut, prompts: list[str], kind: str = "model") -> dict[str, float]:

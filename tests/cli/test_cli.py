@@ -114,12 +114,15 @@ def test_index_build_then_cached_then_info(run, shared_data, tmp_path):
 
 @pytest.mark.model  # builds an index
 def test_benign_anchors_are_a_choice_the_index_remembers(run, shared_data, tmp_path):
-    """An index built with --benign-anchors is current for the same choice only: the other one rebuilds it."""
+    """An index is current for the same anchors choice only: the other one rebuilds it. Without the anchors'
+    file, the default builds without them (a warning) and --benign-anchors is an error."""
     small = tmp_path / "small.jsonl"
     small.write_text("".join((shared_data / "fulcra" / "trustworthy_data.dev.jsonl").open().readlines()[:25]))
     hh = tmp_path / "data" / "hh-rlhf" / "helpful_test.jsonl"
     missing = run("index", "build", "--reference", small, "--out", tmp_path / "idx", "--benign-anchors")
     assert missing.exit_code == EXIT_ERROR and "helpful_test.jsonl" in missing.output and "data pull" in missing.output
+    warned = run("index", "build", "--reference", small, "--out", tmp_path / "idx", "--json")
+    assert json.loads(warned.stdout)["benign_anchors"] == 0 and "warning: no benign anchors" in warned.stderr
     hh.parent.mkdir(parents=True)
     lines = (shared_data / "hh-rlhf" / "helpful_test.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
     hh.write_text("".join(lines[:640]), encoding="utf-8")  # the 600 test lines, then 40 anchors at most
@@ -128,10 +131,12 @@ def test_benign_anchors_are_a_choice_the_index_remembers(run, shared_data, tmp_p
         return json.loads(run("index", "build", "--reference", small, "--out", tmp_path / "idx", "--json",
                               *flags).stdout)
 
-    first, same = build("--benign-anchors"), build("--benign-anchors")
-    assert first["built"] and 30 < first["benign_anchors"] <= 40 and not same["built"]
-    plain, plain_again = build(), build()
+    # With the file there, no flag means with anchors: the same index as --benign-anchors, not rebuilt.
+    first, same, default = build("--benign-anchors"), build("--benign-anchors"), build()
+    assert first["built"] and 30 < first["benign_anchors"] <= 40 and not same["built"] and not default["built"]
+    plain, plain_again = build("--no-benign-anchors"), build("--no-benign-anchors")
     assert plain["built"] and plain["benign_anchors"] == 0 and not plain_again["built"]
+    assert build()["built"]  # back to the default: with anchors again
 
 
 @pytest.mark.model  # the index embedder (its ONNX export) is made before the file is read

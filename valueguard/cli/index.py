@@ -9,7 +9,7 @@ import click
 
 from valueguard.config import data_dir, default_index_dir, default_model
 from valueguard.estimation.readout import DEFAULT_READOUT, READOUTS
-from valueguard.cli.shared import CliError, _emit, _progress, cli, json_option
+from valueguard.cli.shared import CliError, _emit, _progress, anchors_option, cli, json_option, resolve_anchors
 
 
 @cli.group()
@@ -34,19 +34,16 @@ def index() -> None:
 @click.option("--index-type", type=click.Choice(["flat", "ivf", "hnsw"]), default=None,
               help="FAISS index kind: 'flat' (exact), 'ivf' or 'hnsw' (approximate, for large reference sets; "
                    "docs/scale.md). Default: flat below 100,000 rows, hnsw from there.")
-@click.option("--benign-anchors", "with_anchors", is_flag=True,
-              help="Fit the pair read-out's stacker also on benign chat (the HH-RLHF helpful turns after the first "
-                   "600 lines of DATA_DIR's file): about 4x fewer interventions on plain helpful answers, at some "
-                   "recall on violations (docs/quality.md). Fitted at build, a few minutes.")
+@anchors_option("Fit the pair read-out's stacker")
 @click.option("--force", is_flag=True, help="Rebuild even if an up-to-date index is there.")
 @json_option
 @click.pass_context
 def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | None, model: str | None,
-                text_form: str, readout: str, index_type: str | None, with_anchors: bool, force: bool,
+                text_form: str, readout: str, index_type: str | None, with_anchors: bool | None, force: bool,
                 as_json: bool) -> None:
     """Embed the reference data and write a verified index (cached: unchanged inputs are not rebuilt)."""
     from valueguard.embedders.backends import make_index_embedder
-    from valueguard.estimation.value_index import benign_anchors, build_cached
+    from valueguard.estimation.value_index import build_cached
     from valueguard.reference import fulcra_files
 
     paths = list(references) or fulcra_files(data_dir())
@@ -54,10 +51,7 @@ def index_build(ctx: click.Context, references: tuple[Path, ...], out: Path | No
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull` "
                        "(or `valueguard data pull --from MIRROR`), or name files with --reference")
     out = out or default_index_dir()
-    anchors = benign_anchors(readout) if with_anchors else []
-    if with_anchors and not anchors:
-        raise CliError(f"--benign-anchors: the {readout} read-out learns from none, or there is no "
-                       f"{data_dir() / 'hh-rlhf' / 'helpful_test.jsonl'} (run `valueguard data pull`)")
+    anchors = resolve_anchors(readout, with_anchors)
     try:
         result = build_cached(paths, out, make_index_embedder(model or default_model()),
                               text_form=text_form, readout=readout, index_type=index_type,  # type: ignore[arg-type]

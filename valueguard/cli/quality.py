@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from datetime import datetime, timezone
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from valueguard.cli.shared import CliError, _emit, cli, json_option
+from valueguard.cli.shared import CliError, _emit, anchors_option, cli, json_option, resolve_anchors
 from valueguard.config import data_dir, default_model
 from valueguard.estimation.readout import DEFAULT_READOUT, READOUTS
 from valueguard.reference.benign import BENIGN_FILE, BENIGN_TEST_LINES, anchors_sha256, benign_test_turns
@@ -44,17 +45,7 @@ backend_option = click.option(
          "either way, as `index build` makes it.")
 
 
-anchors_option = click.option(
-    "--benign-anchors", "with_anchors", is_flag=True,
-    help="Fit the pair read-out with benign anchors, as `index build --benign-anchors` does (the HH-RLHF helpful "
-         f"turns after the first {BENIGN_TEST_LINES} lines of the data directory's file).")
-
-
-def _anchors(readout: str, with_anchors: bool) -> list[tuple[str, str]]:
-    """The benign anchors a measurement fits with: none, or DATA_DIR's with --benign-anchors."""
-    from valueguard.estimation.value_index import benign_anchors
-
-    return benign_anchors(readout) if with_anchors else []
+fit_anchors_option = anchors_option("Fit the pair read-out")
 
 
 def _held_out(references, tests, folds, readout, no_prompt, model, backend="torch", cache: Path | None = None,
@@ -156,7 +147,7 @@ def _benign_held_out(references, model, benign_path, benign_lines, readout, anch
 
 
 def _compare(references, folds, model, policy, benign_path, benign_lines, as_json, cache=None,
-             with_anchors: bool = False) -> None:
+             with_anchors: bool | None = None) -> None:
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.quality.compare import compare
     from valueguard.reference import ReferenceSet, fulcra_files
@@ -165,11 +156,13 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
     if not paths:
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`")
     benign = _benign_turns(benign_path, benign_lines)
+    # Each read-out's anchors once: the file is read, and a missing one warned about, once per read-out.
+    anchors = functools.cache(lambda readout: resolve_anchors(readout, with_anchors))
     rows = compare(ReferenceSet.from_files(paths), SentenceTransformerEmbedder(model or default_model()), policy,
-                   benign, folds=folds, anchors=lambda readout: _anchors(readout, with_anchors),
+                   benign, folds=folds, anchors=anchors,
                    held_out=None if cache is None else
                    lambda s: _held_out(references, (), folds, s.readout, not s.use_prompt, model, cache=cache,
-                                       anchors=_anchors(s.readout, with_anchors))[0])
+                                       anchors=anchors(s.readout))[0])
     benign_note = f"{len(benign)} HH-RLHF helpful turns" if benign else "none (no HH-RLHF file: valueguard data pull)"
     lines = [f"{folds}-fold cross-validation grouped by prompt; policy {policy.name} {policy.version}; benign: "
              f"{benign_note}",
@@ -203,7 +196,7 @@ def _compare(references, folds, model, policy, benign_path, benign_lines, as_jso
                    "stance pairs, the policy's intervene precision / recall and its rates on benign turns.")
 @benign_option
 @benign_lines_option
-@anchors_option
+@fit_anchors_option
 @cache_option
 @json_option
 def eval_command(references, tests, folds, readout, no_prompt, model, backend, policy_name, compare, benign_path,
@@ -226,7 +219,7 @@ def eval_command(references, tests, folds, readout, no_prompt, model, backend, p
                  cache, with_anchors)
         return
     h, setup = _held_out(references, tests, folds, readout, no_prompt, model, backend, cache=cache,
-                         anchors=_anchors(readout, with_anchors))
+                         anchors=resolve_anchors(readout, with_anchors))
     result: dict[str, Any] = {"setup": setup, "metrics": metrics(h)}
     lines = [f"{setup['mode']}; read-out {readout}; prompt {'used' if setup['prompt'] else 'not used'}; "
              f"queries {backend}",
@@ -287,7 +280,7 @@ def _targets(values: tuple[str, ...], goal: Goal) -> dict[str, tuple[Goal, float
 @folds_option
 @model_option
 @readout_option
-@anchors_option
+@fit_anchors_option
 @cache_option
 @json_option
 def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, benign_lines, out, references, tests,
@@ -307,7 +300,7 @@ def calibrate_command(policy_name, precision, recall, benign_rate, benign_path, 
         raise CliError(str(e)) from e
     targets = {**_targets(recall, "recall"), **_targets(precision, "precision"), **_targets(benign_rate, "benign")}
     out = out or Path(f"{Path(policy_name).stem}.calibrated.yaml")
-    anchors = _anchors(readout, with_anchors)
+    anchors = resolve_anchors(readout, with_anchors)
     benign = (_benign_held_out(references, model, benign_path, benign_lines, readout, anchors) if benign_rate
               else None)
     if benign_rate and benign is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from valueguard.cli.shared import CliError, _emit, cli, json_option
+from valueguard.cli.shared import CliError, _emit, anchors_option, cli, json_option, resolve_anchors
 from valueguard.config import data_dir, default_model
 
 
@@ -17,27 +17,21 @@ from valueguard.config import data_dir, default_model
               help="Folder for pair_stacker.npz and its manifest (default: the package's trained/ folder, which "
                    "`index build` reads).")
 @click.option("--model", default=None, help="sentence-transformers model name or path (default: all-MiniLM-L6-v2).")
-@click.option("--benign-anchors", "with_anchors", is_flag=True,
-              help="Fit also on the benign anchors (DATA_DIR's HH-RLHF helpful turns after the first 600 lines), as "
-                   "`index build --benign-anchors` does.")
+@anchors_option("Fit")
 @json_option
-def train(references: tuple[Path, ...], out: Path | None, model: str | None, with_anchors: bool,
+def train(references: tuple[Path, ...], out: Path | None, model: str | None, with_anchors: bool | None,
           as_json: bool) -> None:
     """Fit the pair read-out's stacker on the reference data: five value-model fits out of fold and one
     (prompt, response) encoding per row; a few minutes on two cores."""
     from valueguard.embedders.backends import make_index_embedder
     from valueguard.estimation.train import train_pair_stacker
-    from valueguard.estimation.value_index import benign_anchors
     from valueguard.reference import ReferenceSet, fulcra_files
 
     paths = list(references) or fulcra_files(data_dir())
     if not paths:
         raise CliError(f"no FULCRA files in {data_dir() / 'fulcra'}: run `valueguard data pull`, or name files "
                        "with --reference")
-    anchors = benign_anchors("pair") if with_anchors else []
-    if with_anchors and not anchors:
-        raise CliError(f"--benign-anchors: no {data_dir() / 'hh-rlhf' / 'helpful_test.jsonl'} (run `valueguard "
-                       "data pull`)")
+    anchors = resolve_anchors("pair", with_anchors)
     result = train_pair_stacker(ReferenceSet.from_files(paths), make_index_embedder(model or default_model()), out,
                                 anchors)
     payload = {"directory": str(result.directory), "rows": result.rows, "data_sha256": result.data_sha256,

@@ -40,7 +40,7 @@ class TrainResult:
 def train_pair_stacker(reference: ReferenceSet, embedder: Embedder, out: Path | None = None,
                        anchors: Sequence[tuple[str, str]] = ()) -> TrainResult:
     """Fit the stacker on every row of `reference` (embedded by `embedder`, as `index build` embeds them), and on
-    the benign `anchors` when given (`index build --benign-anchors` fits with them), into `out` (default: the
+    the benign `anchors` when given (`index build` fits with the data directory's), into `out` (default: the
     package's trained/ folder)."""
     start = time.perf_counter()
     out = Path(out or pair.TRAINED_DIR)

@@ -63,7 +63,7 @@ def embed_anchors(embedder: Embedder, anchors: Sequence[tuple[str, str]], text_f
 
 
 def benign_anchors(readout: str) -> list[tuple[str, str]]:
-    """DATA_DIR's benign anchors (valueguard.reference.benign: `index build --benign-anchors`) for a read-out that
+    """DATA_DIR's benign anchors (valueguard.reference.benign: what `index build` fits with) for a read-out that
     learns from them; none for the others, or when the file is not there."""
     if not readout_class(readout).learns_from_anchors:
         return []
@@ -100,7 +100,8 @@ class ValueIndex:
               anchors: Sequence[tuple[str, str]] = ()) -> ValueIndex:
         """Embed every reference row (in batches; `progress(n)` after each), index it in a FAISS index of
         `index_type` (None: chosen by size), fit the read-out. `anchors`: benign (prompt, response) turns for a
-        read-out that learns from them (benign_anchors; none by default: docs/quality.md says why)."""
+        read-out that learns from them (none unless given; `benign_anchors(readout)` gives the data directory's,
+        which `index build` fits with and the shipped stacker was trained with)."""
         readout_cls = readout_class(readout)
         store = ReferenceIndex.build(reference, embedder, text_form=text_form, readout=readout,
                                      index_type=index_type, batch_size=batch_size, progress=progress)

@@ -129,7 +129,7 @@ def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 
                    top_k: TopK = exact_top_k, anchors: Sequence[tuple[str, str]] = ()) -> HeldOut:
     """Every row estimated from an index (and value model) built without its prompt group (`top_k`: how the
     neighbours are found; default exact); `anchors`: benign (prompt, response) turns every fold's read-out also
-    learns from, as `index build` gives them (valueguard.reference.benign; none by default).
+    learns from, as `index build` gives them (valueguard.reference.benign; none unless given).
 
     `query_embedder`: embeds the estimated rows (as a guard's queries), while the index and model stay on
     `embedder`'s vectors, as at run time (e.g. int8 queries against an fp32 index)."""

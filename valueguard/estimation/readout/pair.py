@@ -9,6 +9,12 @@ trust a value model that has not seen the row. Measured by grouped 5-fold cross-
 reference rows (docs/quality.md, `valueguard eval --compare`). A call without a prompt gets the value model's
 answer unchanged (the pair needs both halves).
 
+The stacker also reads the *context shift*: the pair pass's response-token vector minus the response embedded
+alone (the query vector the value model already has, so it costs no pass). It is how much the request changes
+the way the answer reads, with the topic both vectors share taken out. Measured over saved out-of-fold features
+(docs/quality.md, "The context shift"): scored AP +0.035, FULCRA AP +0.004 to +0.020, fewer benign turns above
+a violation threshold, stance pairs within a few pairs.
+
 FULCRA answers mostly harmful requests, so the stacker also learns from benign anchors (ReadOutFit.anchors:
 plain helpful HH-RLHF chat, valueguard.reference.benign) as working against nothing: without them a bread recipe
 reads like the drug recipes beside it. They are training rows of the stacker only, never neighbours or evidence.
@@ -43,7 +49,7 @@ from valueguard.reference.benign import anchors_sha256
 from valueguard.values import N_VALUES
 
 __all__ = ["PAIR_MAX_TOKENS", "PAIR_POOLING", "STACKER_VERSION", "PairEncoder", "PairReadOut", "Stacker",
-           "anchor_features", "data_hash", "out_of_fold", "shipped_stacker", "ShippedStacker"]
+           "anchor_features", "stacker_inputs", "data_hash", "out_of_fold", "shipped_stacker", "ShippedStacker"]
 
 # How a pair pass becomes features: its prompt tokens and its response tokens mean-pooled apart (PairEncoder).
 PAIR_POOLING = "segments"
@@ -139,8 +145,15 @@ def out_of_fold(data: ReadOutFit, folds: int = FOLDS, seed: int = SEED) -> tuple
     return against, upholds
 
 
+def stacker_inputs(pair: np.ndarray, response_emb: np.ndarray) -> np.ndarray:
+    """What the stacker reads of each row besides the value model: the pair vector (prompt tokens, response tokens)
+    and the context shift, its response tokens minus the response embedded alone (3d values, float32)."""
+    d = response_emb.shape[1]
+    return np.hstack([pair, pair[:, d:] - response_emb]).astype(np.float32)
+
+
 def anchor_features(data: ReadOutFit, vm: ValueModelReadOut, model_id: str) -> AnchorFeatures | None:
-    """The benign anchors of `data` as the stacker reads them: pair vectors, and the opinion of the value model
+    """The benign anchors of `data` as the stacker reads them: stacker_inputs, and the opinion of the value model
     fitted on all of `data` (an anchor is never a row of it, so that opinion is out of sample)."""
     anchors = data.anchors
     if anchors is None or not len(anchors):
@@ -149,7 +162,7 @@ def anchor_features(data: ReadOutFit, vm: ValueModelReadOut, model_id: str) -> A
     p = vm.predict(ReadOutInput(list(anchors.responses), list(anchors.prompts), anchors.response_emb,
                                 list(anchors.prompt_emb), sims, idx, data.reference, DEFAULT_K, DEFAULT_TAU))
     pair = PairEncoder(model_id).encode(list(anchors.prompts), list(anchors.responses))
-    return AnchorFeatures(pair, p.against, p.upholds)
+    return AnchorFeatures(stacker_inputs(pair, anchors.response_emb), p.against, p.upholds)
 
 
 @dataclass(frozen=True)
@@ -169,8 +182,9 @@ def shipped_stacker(digest: str, trained_dir: Path = TRAINED_DIR) -> ShippedStac
     path = trained_dir / str(meta.get("file", ""))
     if meta.get("data_sha256") != digest or not path.is_file():
         return None
-    # Trained on features this code no longer makes (another pooling or pair length): refit instead.
-    if meta.get("pair_pooling") != PAIR_POOLING or meta.get("pair_max_tokens") != PAIR_MAX_TOKENS:
+    # Trained on features this code no longer makes (another pooling, pair length or stacker version): refit.
+    if (meta.get("pair_pooling") != PAIR_POOLING or meta.get("pair_max_tokens") != PAIR_MAX_TOKENS
+            or meta.get("stacker_version") != STACKER_VERSION):
         return None
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     if sha256 != meta.get("sha256"):
@@ -209,7 +223,8 @@ class PairReadOut:
             return cls(vm, shipped.stacker, model_id, {"stacker": "shipped", "shipped_sha256": shipped.sha256, **info})
         vm_against, vm_upholds = out_of_fold(data)
         pair = PairEncoder(model_id).encode(list(data.prompts), list(data.responses))
-        stacker = Stacker.fit(pair, vm_against, vm_upholds, data.reference, anchors=anchor_features(data, vm, model_id))
+        stacker = Stacker.fit(stacker_inputs(pair, data.response_emb), vm_against, vm_upholds, data.reference,
+                              anchors=anchor_features(data, vm, model_id))
         return cls(vm, stacker, model_id, {"stacker": "fitted", **info})
 
     def predict(self, data: ReadOutInput) -> ReadOutPrediction:
@@ -219,7 +234,8 @@ class PairReadOut:
             return p
         pair = self.encoder.encode([str(data.prompts[i]) for i in rows], [data.responses[i] for i in rows])
         against, upholds = p.against.copy(), p.upholds.copy()
-        against[rows], upholds[rows] = self.stacker.predict(pair, p.against[rows], p.upholds[rows])
+        against[rows], upholds[rows] = self.stacker.predict(stacker_inputs(pair, data.response_emb[rows]),
+                                                            p.against[rows], p.upholds[rows])
         return ReadOutPrediction(against, upholds)
 
     def save(self, directory: Path) -> list[str]:
@@ -242,9 +258,9 @@ class PairReadOut:
             stacker = Stacker.load(path)
         except Exception as e:  # zipfile.BadZipFile, KeyError of a missing array, ValueError...
             raise file_error(path, "readout", f"not a readable stacker ({type(e).__name__}: {str(e)[:100]})") from None
-        if stacker.pair_dimension != 2 * manifest.dimension:
+        if stacker.pair_dimension != 3 * manifest.dimension:
             raise file_error(path, "dimension", f"the stacker reads {stacker.pair_dimension} pair features, the "
-                             f"manifest's {manifest.dimension}-dimensional model gives {2 * manifest.dimension}")
+                             f"manifest's {manifest.dimension}-dimensional model gives {3 * manifest.dimension}")
         spec = folder / ENCODER_FILE
         return cls(vm, stacker, manifest.model, _fit_record(spec), max_tokens=_encoder_max_tokens(spec))
 

@@ -22,7 +22,8 @@ from valueguard.estimation.readout.base import ReferenceArrays
 from valueguard.estimation.readout.value_model import _sigmoid
 from valueguard.values import N_VALUES
 
-STACKER_VERSION = 2
+# 3: the inputs gained the context shift (pair.py, stacker_inputs): a version-2 stacker reads other features.
+STACKER_VERSION = 3
 # Chosen by grouped cross-validation (docs/quality.md, "How the stacker was chosen").
 HIDDEN = 256
 DROPOUT = 0.2
@@ -81,12 +82,12 @@ class Stacker:
 
     @property
     def input_dimension(self) -> int:
-        """The length of the feature rows the stacker reads (pair dimension + 20)."""
+        """The length of the feature rows the stacker reads (pair features + 20)."""
         return int(self.w1.shape[1])
 
     @property
     def pair_dimension(self) -> int:
-        """The pair vectors' dimension it was fitted on."""
+        """The length of the pair features it was fitted on (pair.stacker_inputs)."""
         return self.input_dimension - 2 * N_VALUES
 
     @classmethod

@@ -54,15 +54,37 @@ def test_ray_records_are_the_local_engines(local_ray, logs, estimator, index_dir
     local = run_audit(estimator, logs, tmp_path / "local.jsonl", policy=Policy.load("default"), batch_size=16)
     on_ray = ray_engine.run_audit_ray(index_dir, logs, tmp_path / "ray.jsonl", policy="default", batch_size=16,
                                       workers=2)
-    mine = (tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()
-    theirs = (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()
+    mine = [json.loads(line) for line in (tmp_path / "ray.jsonl").read_text(encoding="utf-8").splitlines()]
+    theirs = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(mine) == local.audited > 250
-    assert mine == theirs  # same ids, values, neighbours, actions and rules, in input order
+    # Same ids, values, neighbours, actions and rules, in input order. Numbers to within two units of the output's
+    # 4 decimals: the workers batch texts otherwise, and torch gives a text's embedding to ~1e-7 depending on its
+    # batch, which can move a rounded similarity by one unit (0.2059 / 0.206, seen on this machine's CPU).
+    assert [_rounded(r) for r in mine] == [_rounded(r) for r in theirs]
+    assert max(_largest_gap(a, b) for a, b in zip(mine, theirs)) <= 2e-4
     assert (on_ray.audited, on_ray.flagged, on_ray.bad_lines) == (local.audited, local.flagged, local.bad_lines)
     assert on_ray.bad_line_examples == local.bad_line_examples
     assert {(b["path"].rsplit("/", 1)[-1], b["line"]) for b in on_ray.bad_line_examples} >= {
         ("hh.jsonl", 41), ("hh.jsonl", 81), ("chat.jsonl", 2)}
-    assert on_ray.summary == local.summary
+    assert _rounded(on_ray.summary) == _rounded(local.summary) and _largest_gap(on_ray.summary, local.summary) <= 2e-4
+
+
+def _rounded(x):
+    """x with every float replaced by a placeholder: everything but the numbers, compared exactly."""
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_rounded(v) for v in x]
+    return "<float>" if isinstance(x, float) else x
+
+
+def _largest_gap(a, b) -> float:
+    """The largest difference between the floats at the same places of two structures _rounded finds equal."""
+    if isinstance(a, dict):
+        return max((_largest_gap(a[k], b[k]) for k in a), default=0.0)
+    if isinstance(a, (list, tuple)):
+        return max((_largest_gap(x, y) for x, y in zip(a, b)), default=0.0)
+    return abs(a - b) if isinstance(a, float) else 0.0
     assert on_ray.throughput > 0
 
 

@@ -195,16 +195,18 @@ def test_train_command_writes_the_stacker_and_its_manifest(small, tmp_path, monk
     assert missing.exit_code != 0 and "helpful_test.jsonl" in missing.output and not (tmp_path / "none").exists()
 
 
-def test_the_packaged_stacker_is_intact():
-    """The stacker the package ships matches the sha256 its training manifest records."""
+def test_the_packaged_stacker_is_intact(shared_data):
+    """The stacker the package ships matches the sha256 its training manifest records, and was fitted on what
+    `index build` fits by default: this code's features and the data directory's benign anchors."""
     import hashlib
 
     meta = json.loads((pair.TRAINED_DIR / pair.TRAINED_MANIFEST).read_text())
     weights = pair.TRAINED_DIR / meta["file"]
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == meta["sha256"]
     assert meta["rows"] > 4000 and meta["pair_encoder"] == "onnx-int8"
-    # What `index build` uses without --benign-anchors: a stacker fitted on no benign anchors.
-    assert meta["anchors"]["rows"] == 0
+    assert meta["stacker_version"] == stacker.STACKER_VERSION
+    assert meta["anchors"]["file"] == BENIGN_FILE.as_posix()
+    assert meta["anchors"]["sha256"] == anchors_sha256(anchor_turns(shared_data / BENIGN_FILE))
 
 
 def _edited_index(pair_index, tmp_path, name: str, write):

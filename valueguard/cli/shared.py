@@ -45,16 +45,15 @@ def resolve_anchors(readout: str, with_anchors: bool | None) -> list[tuple[str, 
     """The benign anchors a command fits `readout` with: DATA_DIR's unless --no-benign-anchors (none for a
     read-out that learns from none); --benign-anchors makes their absence an error."""
     from valueguard.estimation.readout import readout_class
-    from valueguard.reference.benign import BENIGN_FILE, default_anchor_turns
+    from valueguard.estimation.value_index import benign_anchors
+    from valueguard.reference.benign import BENIGN_FILE
 
     if with_anchors is False:
         return []
-    if not readout_class(readout).learns_from_anchors:
-        if with_anchors:
-            raise CliError(f"--benign-anchors: the {readout} read-out learns from none")
-        return []
-    anchors = default_anchor_turns(data_dir())
-    if not anchors:
+    if with_anchors and not readout_class(readout).learns_from_anchors:
+        raise CliError(f"--benign-anchors: the {readout} read-out learns from none")
+    anchors = benign_anchors(readout)
+    if not anchors and readout_class(readout).learns_from_anchors:
         where = data_dir() / BENIGN_FILE
         if with_anchors:
             raise CliError(f"--benign-anchors: no {where} (run `valueguard data pull`)")

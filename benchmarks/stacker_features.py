@@ -67,8 +67,8 @@ def prepare(path: Path) -> dict[str, np.ndarray]:
     from valueguard.quality.heldout import embed_cached
     from valueguard.reference.benign import BENIGN_FILE, benign_test_turns, default_anchor_turns
 
-    fit = reference_fit()
     embedder = SentenceTransformerEmbedder()
+    fit = reference_fit(embedder)
     arrays, prompts, responses = fit.reference, list(fit.prompts), list(fit.responses)
     vm_a, vm_u = out_of_fold(fit)
     encoder = PairEncoder(embedder.model_id)
@@ -95,9 +95,9 @@ def prepare(path: Path) -> dict[str, np.ndarray]:
     return saved
 
 
-def reference_fit() -> ReadOutFit:
+def reference_fit(embedder=None) -> ReadOutFit:
     """The FULCRA rows of the data directory as `index build` fits a read-out on them, with the data directory's
-    benign anchors (embeddings from the data directory's cache)."""
+    benign anchors (embedded by `embedder`, default the default model; from the data directory's cache)."""
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.quality.heldout import _embed, embed_cached
     from valueguard.reference import ReferenceSet, fulcra_files
@@ -105,7 +105,7 @@ def reference_fit() -> ReadOutFit:
     from valueguard.values.polarity import polarity
 
     ref = ReferenceSet.from_files(fulcra_files(data_dir()))
-    embedder = SentenceTransformerEmbedder()
+    embedder = embedder or SentenceTransformerEmbedder()
     emb = _embed(ref, embedder, None)
     values = ref.value_matrix()
     kinds = np.array([r.label_kind for r in ref.records])

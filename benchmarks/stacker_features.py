@@ -58,14 +58,15 @@ DEMO = [(p, r, kind) for p, r, kind in CASES if p]
 
 
 def prepare(path: Path) -> dict[str, np.ndarray]:
-    """Embed, pair-encode and read out (out of fold) every row, the anchors, the benign turns and the demo."""
+    """Embed, pair-encode and read out (out of fold) every row, the benign turns and the demo; embed and pair-encode
+    the anchors (their value-model opinions are per fold: `nested`)."""
     from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
     from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
     from valueguard.estimation.folds import group_folds
     from valueguard.estimation.readout.pair import PairEncoder, out_of_fold
     from valueguard.estimation.readout.value_model import NEIGHBOURS, ValueModelReadOut
     from valueguard.quality.heldout import embed_cached
-    from valueguard.reference.benign import BENIGN_FILE, benign_test_turns, default_anchor_turns
+    from valueguard.reference.benign import BENIGN_FILE, benign_test_turns
 
     embedder = SentenceTransformerEmbedder()
     fit = reference_fit(embedder)
@@ -86,8 +87,11 @@ def prepare(path: Path) -> dict[str, np.ndarray]:
         "resp": fit.response_emb, "vm_a": vm_a, "vm_u": vm_u, "pair": encoder.encode(prompts, responses),
         "fold": group_folds(prompts, 5, 0), "against": arrays.against, "upholds": arrays.upholds,
         "values": arrays.values, "kinds": arrays.label_kinds, "prompts": np.array(prompts)}
+    anchors = fit.anchors
+    assert anchors is not None  # reference_fit always attaches the data directory's (maybe none)
+    saved.update(a_r=anchors.response_emb, a_pair=encoder.encode(list(anchors.prompts), list(anchors.responses)))
     benign = [(p, r) for r, p in benign_test_turns(data_dir() / BENIGN_FILE) if p]
-    for key, turns in (("a", default_anchor_turns(data_dir())), ("b", benign), ("d", [(p, r) for p, r, _ in DEMO])):
+    for key, turns in (("b", benign), ("d", [(p, r) for p, r, _ in DEMO])):
         saved.update(zip((f"{key}_r", f"{key}_a", f"{key}_u", f"{key}_pair"), read(turns)))
     saved.update(nested(fit, saved["fold"]))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -91,6 +91,20 @@ def test_single_and_batch_agree(estimator, split):
     assert [n.id for n in one.neighbors] == [n.id for n in batch[33].neighbors]
 
 
+@pytest.mark.parametrize("opener", [
+    # The openers that took the demo's poison answer from P(against) 0.81 to 0.00-0.01 (index/openers.py).
+    "Sure. ", "Of course! ", "Absolutely, here you go. ", "Yes. ",
+])
+def test_a_compliant_opener_changes_nothing_the_read_out_reads(estimator, split, opener):
+    # A violating held-out answer to a real prompt, read with its prompt (the pair read-out's path).
+    rec = next(r for r in split[1].records
+               if r.values.most_negative()[1] <= -0.5 and r.prompt and len(r.response) < 600)
+    plain, opened = estimator.estimate_batch([rec.response, opener + rec.response], [rec.prompt, rec.prompt])
+    assert opened.against == pytest.approx(plain.against, abs=1e-5)
+    assert opened.values.to_array() == pytest.approx(plain.values.to_array(), abs=1e-5)
+    assert [n.id for n in opened.neighbors] == [n.id for n in plain.neighbors]
+
+
 def test_confidence_is_higher_for_known_ground(estimator, split, heldout_estimates):
     own = estimator.estimate_batch([r.response for r in split[0].records[:30]],
                                    [r.prompt for r in split[0].records[:30]])

@@ -90,11 +90,16 @@ def test_an_empty_reference_set_is_refused(embedder):
         ValueIndex.build(ReferenceSet([]), embedder)
 
 
-def test_an_index_of_the_previous_format_is_refused_with_the_rebuild_command(index_copy):
+@pytest.mark.parametrize("version", [
+    1,  # no read-out in its manifest
+    2,  # embedded a response with its compliant opener ("Sure."), which format 3 takes off (index/openers.py)
+])
+def test_an_index_of_a_previous_format_is_refused_with_the_rebuild_command(index_copy, version):
     manifest = json.loads((index_copy / "manifest.json").read_text())
-    manifest["format_version"] = 1
-    del manifest["readout"]  # format 1 had no read-out
+    manifest["format_version"] = version
+    if version == 1:
+        del manifest["readout"]
     (index_copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueIndexError, match="has format 1, this valueguard reads 2; rebuild it with: valueguard "
-                                              "index build --out"):
+    with pytest.raises(ValueIndexError, match=f"has format {version}, this valueguard reads 3; rebuild it with: "
+                                              "valueguard index build --out"):
         ValueIndex.load(index_copy)

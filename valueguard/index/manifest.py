@@ -20,8 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from valueguard.errors import ValueGuardError
 from valueguard.index.kinds import IndexType
+from valueguard.index.openers import strip_opener
 
-FORMAT_VERSION = 2
+# 3: a response is embedded without its compliant opener (openers.py): a format-2 index embedded "Sure." with it.
+FORMAT_VERSION = 3
 TextForm = Literal["dialogue", "response"]
 # Evidence shows a snippet of each neighbour; the full text stays in the reference files.
 SNIPPET_CHARS = 400
@@ -34,7 +36,9 @@ MAX_MANIFEST_BYTES = 10_000_000
 
 
 def format_text(response: str, prompt: str | None, form: TextForm) -> str:
-    """The text that is embedded: FULCRA's dialogue form, or the response alone."""
+    """The text that is embedded: FULCRA's dialogue form, or the response alone; either without the response's
+    compliant opener (openers.py)."""
+    response = strip_opener(response)
     if form == "response" or not prompt:
         return response if form == "response" else f"Bob: {response}"
     return f"Human: {prompt}\nBob: {response}"

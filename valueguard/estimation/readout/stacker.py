@@ -23,7 +23,8 @@ from valueguard.estimation.readout.value_model import _sigmoid
 from valueguard.values import N_VALUES
 
 # 3: the inputs gained the context shift (pair.py, stacker_inputs): a version-2 stacker reads other features.
-STACKER_VERSION = 3
+# 4: the pair pass and the response embedding read the response without its compliant opener (index.openers).
+STACKER_VERSION = 4
 # Chosen by grouped cross-validation (docs/quality.md, "How the stacker was chosen").
 HIDDEN = 256
 DROPOUT = 0.2

@@ -1,0 +1,67 @@
+"""How much a compliant opener in front of a violating answer moves the guard, out of fold (docs/quality.md,
+"Compliant openers").
+
+The pair read-out is fitted as `index build` fits it (a fresh stacker, the data directory's benign anchors) on the
+rows of four of the five grouped folds `valueguard eval` uses; the fifth fold's violating rows are read as they are
+and with each opener in front, through quality/heldout.py's path (the estimator's read-out over exact neighbours).
+Openers: some that valueguard/index/openers.py takes off ("listed") and some it does not. Columns: the mean of the
+rows' highest P(against), and the share the default policy intervenes on (block or rewrite). One fit, about 4
+minutes on the 2 cores; embeddings are cached in the data directory.
+
+    VALUEGUARD_DATA_DIR=.valueguard .venv/bin/python benchmarks/openers.py [--fold 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from valueguard.config import data_dir
+from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
+from valueguard.estimation.folds import group_folds
+from valueguard.index.openers import strip_opener
+from valueguard.policy.actions import FLAGGING
+from valueguard.policy.model import Policy
+from valueguard.quality.compare import policy_actions
+from valueguard.quality.heldout import held_out
+from valueguard.reference import ReferenceSet, fulcra_files
+from valueguard.reference.benign import default_anchor_turns
+from valueguard.values.polarity import violations
+
+OPENERS = ("", "Sure. ", "Of course! ", "Absolutely, here you go. ", "Yes. ", "Okay, ",  # listed
+           "Well, ", "Good idea! ", "No worries. ", "Right. ")  # not listed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--fold", type=int, default=0, help="the grouped fold (0-4) whose violating rows are read")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    ref = ReferenceSet.from_files(fulcra_files(data_dir()))
+    fold = group_folds([r.prompt for r in ref], 5, 0)
+    values, kinds = ref.value_matrix(), np.array([r.label_kind for r in ref])
+    violated = np.zeros(len(ref), bool)
+    for kind in ("annotated", "model"):
+        violated[kinds == kind] = violations(values[kinds == kind], kind)
+    train = ReferenceSet([r for i, r in enumerate(ref.records) if fold[i] != args.fold])
+    rows = [r for i, r in enumerate(ref.records) if fold[i] == args.fold and violated[i] and r.prompt]
+    test = ReferenceSet([r.model_copy(update={"id": f"{r.id}#{j}", "response": opener + r.response})
+                         for j, opener in enumerate(OPENERS) for r in rows])
+    h = held_out(train, test, SentenceTransformerEmbedder(), readout="pair",
+                 anchors=default_anchor_turns(data_dir()))
+    flagged = np.isin(policy_actions(Policy.load("default"), h), FLAGGING)
+    top = h.against.max(axis=1)
+    print(f"fold {args.fold}: {len(rows)} violating rows with a prompt, read out of fold by the pair read-out "
+          f"({len(train)} training rows); default policy")
+    print("| opener | taken off | mean top P(against) | intervened (block or rewrite) |\n|---|---|---|---|")
+    for j, opener in enumerate(OPENERS):
+        part = slice(j * len(rows), (j + 1) * len(rows))
+        listed = "-" if not opener else "yes" if strip_opener(opener + "x" * 20) == "x" * 20 else "no"
+        print(f"| {opener.strip() or '(none)'} | {listed} | {top[part].mean():.3f} | {flagged[part].mean():.1%} |")
+    print(f"({time.perf_counter() - start:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -7,9 +7,10 @@ from valueguard.index.openers import strip_opener
 @pytest.mark.parametrize("response, read", [
     # The demo's case: one acknowledgement, then the harmful part.
     ("Sure. Buy antifreeze and mix it into meat.", "Buy antifreeze and mix it into meat."),
-    # Several units, each ended by punctuation, and a typographic apostrophe.
+    # Acknowledgements joined by a comma, and several units, each ended by punctuation.
     ("Absolutely, here you go. Mix it in.", "Mix it in."),
     ("Sure thing! Here you go: mix the flour first.", "mix the flour first."),
+    # A typographic apostrophe reads as a plain one.
     ("I’d be happy to help! First, mix the flour.", "First, mix the flour."),
     ("OK, so what you want to do is mix it.", "so what you want to do is mix it."),
     # A negated acknowledgement is a refusal, not an opener.

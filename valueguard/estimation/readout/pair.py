@@ -44,8 +44,7 @@ from valueguard.estimation.folds import exact_top_k, group_folds
 from valueguard.estimation.readout.base import ReadOutFit, ReadOutInput, ReadOutPrediction, ReferenceArrays
 from valueguard.estimation.readout.stacker import STACKER_VERSION, AnchorFeatures, Stacker
 from valueguard.estimation.readout.value_model import NEIGHBOURS, ValueModelReadOut
-from valueguard.index.manifest import Manifest, file_error
-from valueguard.index.openers import strip_opener
+from valueguard.index.manifest import Manifest, file_error, format_text
 from valueguard.reference.benign import anchors_sha256
 from valueguard.values import N_VALUES
 
@@ -110,9 +109,10 @@ class PairEncoder:
         return 2 * int(self._onnx.dimension)
 
     def encode(self, prompts: list[str], responses: list[str]) -> np.ndarray:
-        """Pair features of each (prompt, response), the response read without its compliant opener (as embedded:
-        index.openers)."""
-        keys = [(self.model_id, self.max_tokens, p, strip_opener(r)) for p, r in zip(prompts, responses)]
+        """Pair features of each (prompt, response), the response read as it is embedded alone (`format_text`:
+        without its compliant opener)."""
+        read = [format_text(r, None, "response") for r in responses]
+        keys = [(self.model_id, self.max_tokens, p, r) for p, r in zip(prompts, read)]
         todo = list(dict.fromkeys(k for k in keys if k not in _MEMO))
         if todo:
             vecs = self._onnx.embed_pair_segments([k[2] for k in todo], [k[3] for k in todo], self.max_tokens)

@@ -34,7 +34,7 @@ _SUBSTANCE = re.compile(r"\w")
 
 
 def strip_opener(response: str) -> str:
-    """`response` without its compliant opener; unchanged when it has none, or when nothing much would be left."""
+    """`response` without its compliant opener; unchanged when it has none, or when no word would be left."""
     m = _OPENER.match(response)
     if m is None:
         return response

@@ -105,6 +105,17 @@ def test_a_compliant_opener_changes_nothing_the_read_out_reads(estimator, split,
     assert [n.id for n in opened.neighbors] == [n.id for n in plain.neighbors]
 
 
+def test_typographic_punctuation_changes_nothing_the_read_out_reads(estimator, split):
+    # The same held-out violating answer with its apostrophes and quotes curly (index/typography.py): the benign
+    # anchors write them so, and a format-3 index read the demo's poison answer 0.29 with them, 0.78 without.
+    rec = next(r for r in split[1].records
+               if r.values.most_negative()[1] <= -0.5 and r.prompt and "'" in r.response and len(r.response) < 600)
+    curly = rec.response.replace("'", "\u2019").replace('"', "\u201c")
+    plain, typographic = estimator.estimate_batch([rec.response, curly], [rec.prompt, rec.prompt])
+    assert typographic.against == pytest.approx(plain.against, abs=1e-5)
+    assert [n.id for n in typographic.neighbors] == [n.id for n in plain.neighbors]
+
+
 def test_confidence_is_higher_for_known_ground(estimator, split, heldout_estimates):
     own = estimator.estimate_batch([r.response for r in split[0].records[:30]],
                                    [r.prompt for r in split[0].records[:30]])

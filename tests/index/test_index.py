@@ -93,6 +93,7 @@ def test_an_empty_reference_set_is_refused(embedder):
 @pytest.mark.parametrize("version", [
     1,  # no read-out in its manifest
     2,  # embedded a response with its compliant opener ("Sure."), which format 3 takes off (index/openers.py)
+    3,  # embedded typographic punctuation (’) as itself, which format 4 reads as ASCII (index/typography.py)
 ])
 def test_an_index_of_a_previous_format_is_refused_with_the_rebuild_command(index_copy, version):
     manifest = json.loads((index_copy / "manifest.json").read_text())
@@ -100,6 +101,6 @@ def test_an_index_of_a_previous_format_is_refused_with_the_rebuild_command(index
     if version == 1:
         del manifest["readout"]
     (index_copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ValueIndexError, match=f"has format {version}, this valueguard reads 3; rebuild it with: "
+    with pytest.raises(ValueIndexError, match=f"has format {version}, this valueguard reads 4; rebuild it with: "
                                               "valueguard index build --out"):
         ValueIndex.load(index_copy)

@@ -21,9 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from valueguard.errors import ValueGuardError
 from valueguard.index.kinds import IndexType
 from valueguard.index.openers import strip_opener
+from valueguard.index.typography import plain_typography
 
 # 3: a response is embedded without its compliant opener (openers.py): a format-2 index embedded "Sure." with it.
-FORMAT_VERSION = 3
+# 4: typographic punctuation is embedded in its ASCII form (typography.py): a format-3 index embedded ’ as itself.
+FORMAT_VERSION = 4
 TextForm = Literal["dialogue", "response"]
 # Evidence shows a snippet of each neighbour; the full text stays in the reference files.
 SNIPPET_CHARS = 400
@@ -37,11 +39,11 @@ MAX_MANIFEST_BYTES = 10_000_000
 
 def format_text(response: str, prompt: str | None, form: TextForm) -> str:
     """The text that is embedded: FULCRA's dialogue form, or the response alone; either without the response's
-    compliant opener (openers.py)."""
-    response = strip_opener(response)
+    compliant opener (openers.py) and with ASCII punctuation (typography.py)."""
+    response = strip_opener(plain_typography(response))
     if form == "response" or not prompt:
         return response if form == "response" else f"Bob: {response}"
-    return f"Human: {prompt}\nBob: {response}"
+    return f"Human: {plain_typography(prompt)}\nBob: {response}"
 
 
 class ValueIndexError(ValueGuardError, RuntimeError):

@@ -24,7 +24,8 @@ from valueguard.values import N_VALUES
 
 # 3: the inputs gained the context shift (pair.py, stacker_inputs): a version-2 stacker reads other features.
 # 4: the pair pass and the response embedding read the response without its compliant opener (index.openers).
-STACKER_VERSION = 4
+# 5: both read typographic punctuation in its ASCII form (index.typography).
+STACKER_VERSION = 5
 # Chosen by grouped cross-validation (docs/quality.md, "How the stacker was chosen").
 HIDDEN = 256
 DROPOUT = 0.2

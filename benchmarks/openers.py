@@ -1,11 +1,12 @@
-"""How much a compliant opener in front of a violating answer moves the guard, out of fold (docs/quality.md,
-"Compliant openers").
+"""How much a compliant opener in front of a violating answer, or typographic quotes in it, move the guard, out of
+fold (docs/quality.md, "Compliant openers" and "Typographic punctuation").
 
 The pair read-out is fitted as `index build` fits it (a fresh stacker, the data directory's benign anchors) on the
 rows of four of the five grouped folds `valueguard eval` uses; the fifth fold's violating rows are read as they are
 and with each opener in front, through quality/heldout.py's path (the estimator's read-out over exact neighbours).
-Openers: some that valueguard/index/openers.py takes off ("listed") and some it does not. Columns: the mean of the
-rows' highest P(against), and the share the default policy intervenes on (block or rewrite). One fit, about 4
+Openers: some that valueguard/index/openers.py takes off ("listed") and some it does not; then the rows with
+' and " written ’ and “ ” (valueguard/index/typography.py). Columns: the mean of the rows' highest P(against), and
+the share the default policy intervenes on (block or rewrite). One fit, about 4
 minutes on the 2 cores; embeddings are cached in the data directory.
 
     VALUEGUARD_DATA_DIR=.valueguard .venv/bin/python benchmarks/openers.py [--fold 0]
@@ -22,6 +23,7 @@ from valueguard.config import data_dir
 from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
 from valueguard.estimation.folds import group_folds
 from valueguard.index.openers import strip_opener
+from valueguard.index.typography import plain_typography
 from valueguard.policy.actions import FLAGGING
 from valueguard.policy.model import Policy
 from valueguard.quality.compare import policy_actions
@@ -32,6 +34,24 @@ from valueguard.values.polarity import violations
 
 OPENERS = ("", "Sure. ", "Of course! ", "Absolutely, here you go. ", "Yes. ", "Okay, ",  # listed
            "Well, ", "Good idea! ", "No worries. ", "Right. ")  # not listed
+CURLY = "’ and “ ” for ' and \""
+
+
+def curly(text: str) -> str:
+    """`text` as a chat model that writes typographic quotes would write it (opening “, closing ”)."""
+    out, opening = [], True
+    for ch in text:
+        if ch == '"':
+            ch, opening = ("“" if opening else "”"), not opening
+        out.append("’" if ch == "'" else ch)
+    return "".join(out)
+
+
+# Closing lines after the answer: 372 of the 1,686 benign anchors end with a question, 61 of the 4,990 reference
+# responses do. Measured, not taken off.
+CLOSERS = (" Does that help?", " Would you like more details?", " Hope this helps!")
+VARIANTS = ([(opener.strip() or "(none)", lambda r, o=opener: o + r) for opener in OPENERS] + [(CURLY, curly)]
+            + [(f"closing: {closer.strip()}", lambda r, c=closer: r + c) for closer in CLOSERS])
 
 
 def main() -> None:
@@ -47,19 +67,23 @@ def main() -> None:
         violated[kinds == kind] = violations(values[kinds == kind], kind)
     train = ReferenceSet([r for i, r in enumerate(ref.records) if fold[i] != args.fold])
     rows = [r for i, r in enumerate(ref.records) if fold[i] == args.fold and violated[i] and r.prompt]
-    test = ReferenceSet([r.model_copy(update={"id": f"{r.id}#{j}", "response": opener + r.response})
-                         for j, opener in enumerate(OPENERS) for r in rows])
+    test = ReferenceSet([r.model_copy(update={"id": f"{r.id}#{j}", "response": write(r.response)})
+                         for j, (_, write) in enumerate(VARIANTS) for r in rows])
     h = held_out(train, test, SentenceTransformerEmbedder(), readout="pair",
                  anchors=default_anchor_turns(data_dir()))
     flagged = np.isin(policy_actions(Policy.load("default"), h), FLAGGING)
     top = h.against.max(axis=1)
     print(f"fold {args.fold}: {len(rows)} violating rows with a prompt, read out of fold by the pair read-out "
           f"({len(train)} training rows); default policy")
-    print("| opener | taken off | mean top P(against) | intervened (block or rewrite) |\n|---|---|---|---|")
-    for j, opener in enumerate(OPENERS):
+    touched = sum("'" in r.response or '"' in r.response for r in rows)
+    print(f"({touched} of them have a ' or a \" that the last row writes typographically)")
+    print("| opener in front, or quotes | read as plain | mean top P(against) | intervened (block or rewrite) |\n"
+          "|---|---|---|---|")
+    for j, (name, write) in enumerate(VARIANTS):
         part = slice(j * len(rows), (j + 1) * len(rows))
-        listed = "-" if not opener else "yes" if strip_opener(opener + "x" * 20) == "x" * 20 else "no"
-        print(f"| {opener.strip() or '(none)'} | {listed} | {top[part].mean():.3f} | {flagged[part].mean():.1%} |")
+        sample = write("It's " + "x" * 20)
+        plain = "-" if j == 0 else "yes" if strip_opener(plain_typography(sample)) == "It's " + "x" * 20 else "no"
+        print(f"| {name} | {plain} | {top[part].mean():.3f} | {flagged[part].mean():.1%} |")
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

@@ -15,6 +15,7 @@ minutes on the 2 cores; embeddings are cached in the data directory.
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
 import numpy as np
@@ -47,9 +48,29 @@ def curly(text: str) -> str:
     return "".join(out)
 
 
-# Closing lines after the answer: 372 of the 1,686 benign anchors end with a question, 61 of the 4,990 reference
-# responses do. Measured, not taken off.
+# Closing lines after the answer. Measured, not taken off: the script also counts the anchors and reference rows
+# that end with a question, or with one of CHECK_INS (fixed check-ins a list could cut).
 CLOSERS = (" Does that help?", " Would you like more details?", " Hope this helps!")
+CHECK_INS = (
+    "does that help", "does this help", "did that help", "hope this helps", "hope that helps", "i hope this helps",
+    "i hope that helps", "hope this helped", "i hope this helped",
+    "let me know if you have any other questions", "let me know if you have any questions",
+    "let me know if you have any more questions", "let me know if you need anything else",
+    "let me know if you need more help", "let me know if you need any more help",
+    "is there anything else i can help you with", "is there anything else i can help with",
+    "is there anything else you'd like to know", "is there anything else you would like to know",
+    "anything else i can help with", "anything else", "would you like more details",
+    "would you like more information", "would you like to know more", "does that answer your question",
+    "does that make sense", "good luck", "have fun", "enjoy", "happy to help", "glad i could help",
+)
+_CHECK_IN = re.compile(r"(?<=[.!?])\s+(?:" + "|".join(re.escape(c).replace(r"\ ", r"\s+") for c in CHECK_INS)
+                       + r")\s*[.!?]+\s*$", re.IGNORECASE)
+
+
+def closing_counts(responses: list[str]) -> tuple[int, int]:
+    """How many of `responses` end with a question, and how many with a check-in of CHECK_INS."""
+    plain = [plain_typography(r).strip() for r in responses]
+    return sum(r.endswith("?") for r in plain), sum(_CHECK_IN.search(r) is not None for r in plain)
 VARIANTS = ([(opener.strip() or "(none)", lambda r, o=opener: o + r) for opener in OPENERS] + [(CURLY, curly)]
             + [(f"closing: {closer.strip()}", lambda r, c=closer: r + c) for closer in CLOSERS])
 
@@ -69,8 +90,8 @@ def main() -> None:
     rows = [r for i, r in enumerate(ref.records) if fold[i] == args.fold and violated[i] and r.prompt]
     test = ReferenceSet([r.model_copy(update={"id": f"{r.id}#{j}", "response": write(r.response)})
                          for j, (_, write) in enumerate(VARIANTS) for r in rows])
-    h = held_out(train, test, SentenceTransformerEmbedder(), readout="pair",
-                 anchors=default_anchor_turns(data_dir()))
+    anchors = default_anchor_turns(data_dir())
+    h = held_out(train, test, SentenceTransformerEmbedder(), readout="pair", anchors=anchors)
     flagged = np.isin(policy_actions(Policy.load("default"), h), FLAGGING)
     top = h.against.max(axis=1)
     print(f"fold {args.fold}: {len(rows)} violating rows with a prompt, read out of fold by the pair read-out "
@@ -84,6 +105,9 @@ def main() -> None:
         sample = write("It's " + "x" * 20)
         plain = "-" if j == 0 else "yes" if strip_opener(plain_typography(sample)) == "It's " + "x" * 20 else "no"
         print(f"| {name} | {plain} | {top[part].mean():.3f} | {flagged[part].mean():.1%} |")
+    for name, texts in (("benign anchors", [r for _, r in anchors]), ("reference rows", [r.response for r in ref])):
+        question, check_in = closing_counts(texts)
+        print(f"{name}: {len(texts)}, ending with a question {question}, with a check-in of CHECK_INS {check_in}")
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

@@ -31,7 +31,7 @@ from valueguard.quality.compare import policy_actions
 from valueguard.quality.heldout import held_out
 from valueguard.reference import ReferenceSet, fulcra_files
 from valueguard.reference.benign import default_anchor_turns
-from valueguard.values.polarity import violations
+from valueguard.values.polarity import violated_rows
 
 OPENERS = ("", "Sure. ", "Of course! ", "Absolutely, here you go. ", "Yes. ", "Okay, ",  # listed
            "Well, ", "Good idea! ", "No worries. ", "Right. ")  # not listed
@@ -82,10 +82,7 @@ def main() -> None:
     start = time.perf_counter()
     ref = ReferenceSet.from_files(fulcra_files(data_dir()))
     fold = group_folds([r.prompt for r in ref], 5, 0)
-    values, kinds = ref.value_matrix(), np.array([r.label_kind for r in ref])
-    violated = np.zeros(len(ref), bool)
-    for kind in ("annotated", "model"):
-        violated[kinds == kind] = violations(values[kinds == kind], kind)
+    violated = violated_rows(ref.value_matrix(), [r.label_kind for r in ref])
     train = ReferenceSet([r for i, r in enumerate(ref.records) if fold[i] != args.fold])
     rows = [r for i, r in enumerate(ref.records) if fold[i] == args.fold and violated[i] and r.prompt]
     test = ReferenceSet([r.model_copy(update={"id": f"{r.id}#{j}", "response": write(r.response)})

@@ -52,7 +52,7 @@ from valueguard.estimation.readout.stacker import AnchorFeatures, Stacker  # noq
 from valueguard.estimation.readout.value_model import fit_logistic  # noqa: E402
 from valueguard.quality.compare import stance_pair_rows  # noqa: E402
 from valueguard.quality.metrics import average_precision, roc_auc  # noqa: E402
-from valueguard.values.polarity import violations  # noqa: E402
+from valueguard.values.polarity import violated_rows  # noqa: E402
 
 DEMO = [(p, r, kind) for p, r, kind in CASES if p]
 
@@ -244,9 +244,7 @@ def main() -> None:
     else:
         f = prepare(args.features)
     kinds = f["kinds"].astype(str)
-    viol = np.zeros(len(kinds), bool)
-    for kind in ("annotated", "model"):
-        viol[kinds == kind] = violations(f["values"][kinds == kind], kind)
+    viol = violated_rows(f["values"], kinds)
     v = Variants(f, stance_pair_rows(list(f["prompts"].astype(str)), kinds, viol))
     seeds = tuple(int(s) for s in args.seeds.split(","))
     rows = [measure(v, name, seeds, viol) for name in args.variants.split(",")]

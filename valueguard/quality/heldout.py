@@ -26,7 +26,7 @@ from valueguard.index.manifest import format_text
 from valueguard.quality.metrics import average_precision, best_f1, pearson_per_value, roc_auc
 from valueguard.reference import ReferenceSet
 from valueguard.values import VALUE_NAMES
-from valueguard.values.polarity import polarity, violations
+from valueguard.values.polarity import polarity, violated_rows, violations
 
 
 @dataclass
@@ -46,11 +46,7 @@ class HeldOut:
     @property
     def violated(self) -> np.ndarray:
         """(n,) the labels' truth: labelled against at least one value, each row on its own kind's scale."""
-        y = np.zeros(len(self.kinds), bool)
-        for kind in ("annotated", "model"):
-            m = self.kinds == kind
-            y[m] = violations(self.true[m], kind)
-        return y
+        return violated_rows(self.true, self.kinds)
 
 
 def embed_cached(embedder: Embedder, texts: list[str], cache: Path | None = None) -> np.ndarray:

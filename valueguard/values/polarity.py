@@ -23,6 +23,11 @@ def polarity(values: np.ndarray, label_kinds: Sequence[str] | np.ndarray) -> tup
     return values < -margin, values > margin
 
 
+def violated_rows(values: np.ndarray, label_kinds: Sequence[str] | np.ndarray) -> np.ndarray:
+    """(n,) rows labelled as working against at least one value, each on its own label kind's scale."""
+    return np.asarray(polarity(values, label_kinds)[0].any(axis=1), dtype=bool)
+
+
 def violations(values: np.ndarray, label_kind: str) -> np.ndarray:
     """Rows labelled as working against at least one value."""
     threshold = 0.0 if label_kind == "annotated" else SCORED_VIOLATION

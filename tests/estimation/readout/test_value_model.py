@@ -3,7 +3,7 @@ import pytest
 
 from valueguard.quality.heldout import cross_validate
 from valueguard.estimation.readout.value_model import ValueModel, ValueModelReadOut, fit_logistic
-from valueguard.values.polarity import polarity
+from valueguard.values.polarity import polarity, violated_rows, violations
 
 
 @pytest.mark.parametrize("kind, score, against, upholds", [
@@ -19,6 +19,18 @@ def test_polarity_reads_each_label_kind_on_its_own_scale(kind, score, against, u
     values[0, 3] = score
     a, u = polarity(values, [kind])
     assert (bool(a[0, 3]), bool(u[0, 3])) == (against, upholds)
+
+
+def test_violated_rows_read_each_row_on_its_own_kinds_scale():
+    # -0.3 is a violation on FULCRA's -1/0/+1 scale and noise on the evaluator's; -0.6 is one on both.
+    values = np.zeros((4, 10))
+    values[[0, 1], 2] = -0.3
+    values[[2, 3], 7] = -0.6
+    kinds = ["annotated", "model", "annotated", "model"]
+    assert violated_rows(values, kinds).tolist() == [True, False, True, True]
+    for kind in ("annotated", "model"):  # the same cut as the one-kind form
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        assert violated_rows(values[rows], [kind] * len(rows)).tolist() == violations(values[rows], kind).tolist()
 
 
 def test_newton_logistic_matches_scikit_learn():

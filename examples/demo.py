@@ -60,6 +60,11 @@ CASES = [
 ]
 
 
+def as_expected(kind: str, action: str) -> bool:
+    """A guard should intervene (block or rewrite) on harm and let the rest through (allow, or log for a person)."""
+    return (action in ("block", "rewrite")) == kind.startswith("harmful")
+
+
 def known_prompts() -> set[str]:
     path = data_dir() / "saferlhf" / "test_questions.jsonl"
     if not path.is_file():
@@ -91,6 +96,14 @@ def main() -> None:
             print(f"    evidence {n.similarity:.2f} {n.id} ({n.source}): {labels}")
             print(f"             \"{n.response[:90].replace(chr(10), ' ')}...\"")
         print()
+    misses = [(kind, prompt, v.action) for (prompt, _, kind), v in zip(CASES, verdicts)
+              if not as_expected(kind, v.action)]
+    print(f"as expected: {len(CASES) - len(misses)} of {len(CASES)} (harm blocked or rewritten; refusals and benign "
+          "answers allowed or logged)")
+    for kind, prompt, action in misses:
+        print(f"    not yet: {kind.upper()} ({prompt or 'no prompt'}): {action.upper()}")
+    if misses:
+        print("    why these are still missed: docs/quality.md, \"The demo's misses\"")
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@ Why: the reference data confounds it with benign answers. 794 of the 1,686 benig
 apostrophe as ’ and 214 quote with “ ”; of the 4,990 FULCRA and evaluator-scored responses, 6 and 2 do. The
 tokenizer reads ’ and ' as different tokens, so the read-out could take the curly apostrophe as a sign of plain
 helpful chat, and on a short answer it did: the demo's poison answer, written with ’ (neighbour’s, it’s), read
-P(against) 0.29 against 0.78 with ' (index format 3; held out the effect was small, docs/quality.md). Many chat models write ’ by default, and one character must not decide a verdict, so every text
-is read with the ASCII form. The evidence and the verdict keep the text as it was.
+P(against) 0.29 against 0.78 with ' (index format 3; held out the effect was small, docs/quality.md). Many chat
+models write ’ by default, and one character must not decide a verdict, so every text is read with the ASCII form.
+The evidence and the verdict keep the text as it was.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import numpy as np
 from valueguard.config import data_dir
 from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
 from valueguard.estimation.folds import group_folds
-from valueguard.index.openers import strip_opener
+from valueguard.index.manifest import format_text
 from valueguard.index.typography import plain_typography
 from valueguard.policy.actions import FLAGGING
 from valueguard.policy.model import Policy
@@ -100,7 +100,7 @@ def main() -> None:
     for j, (name, write) in enumerate(VARIANTS):
         part = slice(j * len(rows), (j + 1) * len(rows))
         sample = write("It's " + "x" * 20)
-        plain = "-" if j == 0 else "yes" if strip_opener(plain_typography(sample)) == "It's " + "x" * 20 else "no"
+        plain = "-" if j == 0 else "yes" if format_text(sample, None, "response") == "It's " + "x" * 20 else "no"
         print(f"| {name} | {plain} | {top[part].mean():.3f} | {flagged[part].mean():.1%} |")
     for name, texts in (("benign anchors", [r for _, r in anchors]), ("reference rows", [r.response for r in ref])):
         question, check_in = closing_counts(texts)

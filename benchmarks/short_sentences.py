@@ -10,7 +10,7 @@ Out of fold as benchmarks/openers.py: the pair read-out fitted on four of the fi
 anchors), and the fifth fold's rows with a prompt read whole and as the worst view: the violating rows with
 unlisted openers and closers, and every row as it is (AP, and the default policy's intervene rate on the rows that
 violate nothing: the precision side). Then the 600 benign HH-RLHF turns through the default index's estimator
-(`make index`). About 10 minutes on the 2 cores.
+(`make index`). About 4 minutes on the 2 cores.
 
     VALUEGUARD_DATA_DIR=.valueguard .venv/bin/python benchmarks/short_sentences.py [--fold 0]
 """
@@ -103,11 +103,11 @@ def main() -> None:
     for (name, _), g in zip(variants, groups):
         whole, worst_view = worst(h, g)
         y = whole.violated
+        flagged = [np.isin(policy_actions(policy, x), FLAGGING) for x in (whole, worst_view)]
         cells = []
         for part in (y, ~y):
             if part.any():
-                flag = [np.isin(policy_actions(policy, x), FLAGGING)[part].mean() for x in (whole, worst_view)]
-                cells.append(f"{flag[0]:.1%} / {flag[1]:.1%}")
+                cells.append(f"{flagged[0][part].mean():.1%} / {flagged[1][part].mean():.1%}")
             else:
                 cells.append("-")
         ap = (f"{average_precision(y, whole.violation):.3f} / {average_precision(y, worst_view.violation):.3f}"

@@ -5,6 +5,8 @@ import pytest
 
 from valueguard.estimation.estimator import ValueEstimator
 from valueguard.estimation.evidence import combine, neighbor_weights
+from valueguard.estimation.windows import without_short_sentences
+from valueguard.index.manifest import format_text
 from valueguard.quality.metrics import average_precision, pearson_per_value, roc_auc
 from valueguard.values.polarity import violations
 from valueguard.values import VALUE_NAMES
@@ -114,6 +116,29 @@ def test_typographic_punctuation_changes_nothing_the_read_out_reads(estimator, s
     plain, typographic = estimator.estimate_batch([rec.response, curly], [rec.prompt, rec.prompt])
     assert typographic.against == pytest.approx(plain.against, abs=1e-5)
     assert [n.id for n in typographic.neighbors] == [n.id for n in plain.neighbors]
+
+
+@pytest.mark.parametrize("opener, closer", [
+    # An opener that is not in openers.py's list: read away as a short first sentence.
+    ("Good idea! ", ""),
+    # A closing question, the benign anchors' most common ending (372 of 1,686): read away as a short last one.
+    ("", " Does that help?"),
+])
+def test_a_short_first_or_last_sentence_cannot_lower_what_the_answer_reads(estimator, split, opener, closer):
+    # A held-out violating answer with no short sentence of its own, so it is read once and its padded copy twice:
+    # whole, and without the padding, which is the answer as it was (estimation/windows.py).
+    rec = next(r for r in split[1].records
+               if r.values.most_negative()[1] <= -0.5 and r.prompt and len(r.response) < 600
+               and r.response == r.response.strip() and r.response[-1] in ".!?"
+               and not without_short_sentences(format_text(r.response, None, "response")))
+    text = opener + rec.response + closer
+    plain, padded = estimator.estimate_batch([rec.response, text], [rec.prompt] * 2)
+    assert plain.windows == 1 and padded.windows == 2
+    assert padded.violation >= plain.violation - 1e-5
+    if padded.window != [0, len(format_text(text, None, "response"))]:
+        # The reading without the padding decided: it is the plain answer's estimate, evidence and all.
+        assert padded.against == pytest.approx(plain.against, abs=1e-5)
+        assert [n.id for n in padded.neighbors] == [n.id for n in plain.neighbors]
 
 
 def test_confidence_is_higher_for_known_ground(estimator, split, heldout_estimates):

@@ -1,6 +1,6 @@
 import pytest
 
-from valueguard.estimation.windows import text_windows
+from valueguard.estimation.windows import reading_spans, text_windows, without_short_sentences
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. "
 
@@ -25,3 +25,33 @@ def test_windows_end_and_start_at_boundaries():
     text = SENTENCE * 40
     for a, b in text_windows(text)[:-1]:
         assert text[b - 1] == " " and (a == 0 or text[a - 1] == " ")
+
+
+@pytest.mark.parametrize("text, read", [
+    # An unlisted opener and a closing question: each read away on its own, the other kept.
+    ("Good idea! Buy antifreeze and mix it in. Does that help?",
+     ["Buy antifreeze and mix it in. Does that help?", "Good idea! Buy antifreeze and mix it in."]),
+    # A first sentence of 7 words is content, not an aside.
+    ("Mix 500 g flour, 7 g yeast. Bake it at 220 C for 30 minutes.", []),
+    # A first sentence that is a long question stays (it is the demo's benign answer); its short last one goes.
+    ("Would you like to learn how to make some chocolate chip cookies? Baking together is fun.",
+     ["Would you like to learn how to make some chocolate chip cookies?"]),
+    # A one-sentence answer has nothing to read away.
+    ("Sure!", []),
+    ("One sentence only here.", []),
+    # Nothing but the short sentence would be left of a word: kept.
+    ("Right. :)", []),
+])
+def test_without_short_sentences(text, read):
+    assert [text[a:b] for a, b in without_short_sentences(text)] == read
+
+
+def test_a_long_text_is_read_as_windows_then_without_its_short_first_and_last_sentences():
+    text = "Good idea! " + "Mix the powder into the meat and leave it by the fence. " * 40 + "Does that help?"
+    spans = reading_spans(text)
+    windows = text_windows(text)
+    assert spans[:len(windows)] == windows
+    first, last = spans[len(windows):]
+    # Only the first window loses the opener, only the last the closer: each cut stays within one window.
+    assert first == (len("Good idea! "), windows[0][1])
+    assert last == (windows[-1][0], len(text) - len(" Does that help?"))

@@ -36,9 +36,10 @@ class Estimate(BaseModel):
         description="In [0, 1]: the neighbours' weighted similarity times their agreement (1 - mean weighted "
         "spread of their labels). Low when the response is unlike the reference data or its neighbours disagree."
     )
-    windows: int = Field(default=1, description="How many windows a long text was read as.")
+    windows: int = Field(default=1, description="How many readings the text was read as: the windows of a long "
+                         "text, and the text without a short first or last sentence (estimation/windows.py).")
     window: list[int] | None = Field(
-        default=None, description="[start, end) characters of the window that decided, when the text was split.")
+        default=None, description="[start, end) characters of the reading that decided, when there were several.")
 
     @property
     def violation(self) -> float:

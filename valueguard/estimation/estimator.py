@@ -23,7 +23,7 @@ from valueguard.estimation.estimate import Estimate, Neighbor
 from valueguard.estimation.evidence import combine
 from valueguard.estimation.readout import ReadOut, ReadOutInput
 from valueguard.estimation.value_index import ValueIndex
-from valueguard.estimation.windows import text_windows
+from valueguard.estimation.windows import reading_spans
 from valueguard.index.manifest import format_text
 from valueguard.values import VALUE_NAMES, ValueVector
 
@@ -99,8 +99,9 @@ class ValueEstimator:
         found = self._cached(keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))  # each distinct text embedded once
         # A long text is read as windows and the worst window decides (README, "Long responses"): truncation
-        # would check only its first ~1,000 characters.
-        spans = [text_windows(t) for t, _ in missing]
+        # would check only its first ~1,000 characters. A short first or last sentence is read away too, the worst
+        # reading deciding (windows.py).
+        spans = [reading_spans(t) for t, _ in missing]
         pieces = [(t[a:b], p) for (t, p), ss in zip(missing, spans) for a, b in ss]
         # Prompts get their own embed call: in one call with the response, the ONNX backend would run the two
         # side by side on one core each, and a long response takes 21 ms on one core against 12.5 ms on two.

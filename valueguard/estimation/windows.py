@@ -1,8 +1,13 @@
-"""Long texts as overlapping windows the embedder can read whole.
+"""What the estimator reads of a text, the worst reading deciding: long texts as overlapping windows the embedder
+can read whole, and a text without a short first or last sentence.
 
 MiniLM reads 256 tokens, about 1,000 characters of English: past that, a text is embedded from its beginning
 only. Windows of WINDOW_CHARS with OVERLAP_CHARS of overlap let every part be seen; a window ends at a
 sentence or word boundary when one is near, so no window starts or stops mid-word.
+
+A short first or last sentence ("Good idea!", "Does that help?") says how an answer is given, not what it does, and
+the benign anchors are full of them (372 of 1,686 end with a question): read with one, a violating answer reads
+benign. So a text is also read without it (docs/quality.md, "Short sentences").
 """
 
 from __future__ import annotations
@@ -12,6 +17,10 @@ import re
 WINDOW_CHARS = 1000
 OVERLAP_CHARS = 200
 _BREAK = re.compile(r"[.!?\n]\s+|\s+")
+SHORT_SENTENCE_WORDS = 6
+_FIRST = re.compile(r"^\s*([^.!?\n]{1,80}?[.!?]+)\s+(?=\S)")
+_LAST = re.compile(r"(?<=[.!?])\s+([^.!?\n]{1,80}?[.!?]+)\s*$")
+_WORD = re.compile(r"\w")
 
 
 def text_windows(text: str, size: int = WINDOW_CHARS, overlap: int = OVERLAP_CHARS) -> list[tuple[int, int]]:
@@ -34,6 +43,31 @@ def text_windows(text: str, size: int = WINDOW_CHARS, overlap: int = OVERLAP_CHA
         nxt = max(end - overlap, start + 1)
         after = _BREAK.search(text, nxt, end)  # begin the next window after a boundary too
         start = after.end() if after else nxt
+
+
+def without_short_sentences(text: str) -> list[tuple[int, int]]:
+    """Spans of `text` without its first sentence, and without its last, where that sentence has at most
+    SHORT_SENTENCE_WORDS words and a word is left; none when it has neither."""
+    spans = []
+    first = _FIRST.match(text)
+    if first and len(first.group(1).split()) <= SHORT_SENTENCE_WORDS and _WORD.search(text, first.end()):
+        spans.append((first.end(), len(text)))
+    last = _LAST.search(text)
+    if last and len(last.group(1).split()) <= SHORT_SENTENCE_WORDS and _WORD.search(text[:last.start()]):
+        spans.append((0, last.start()))
+    return spans
+
+
+def reading_spans(text: str) -> list[tuple[int, int]]:
+    """The spans the estimator reads of `text`: its windows, then the first window without a short first sentence
+    and the last window without a short last one (without_short_sentences)."""
+    spans = text_windows(text)
+    first_end, last_start = spans[0][1], spans[-1][0]
+    for a, b in without_short_sentences(text):
+        cut = (a, first_end) if a else (last_start, b)
+        if cut[0] < cut[1]:
+            spans.append(cut)
+    return spans
 
 
 # A response longer than a policy's `max_chars` is sampled, so the cost of one check stays bounded

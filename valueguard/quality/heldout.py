@@ -22,6 +22,7 @@ from valueguard.estimation.defaults import DEFAULT_K, DEFAULT_TAU
 from valueguard.estimation.estimator import read_out
 from valueguard.estimation.folds import exact_top_k, group_folds
 from valueguard.estimation.readout import BenignAnchors, ReadOutFit, ReadOutInput, ReferenceArrays, readout_class
+from valueguard.estimation.windows import without_short_sentences
 from valueguard.index.manifest import format_text
 from valueguard.quality.metrics import average_precision, best_f1, pearson_per_value, roc_auc
 from valueguard.reference import ReferenceSet
@@ -76,6 +77,28 @@ class _Embedded:
     model_id: str = ""  # the embedder's model (a read-out that encodes texts itself uses the same one)
 
 
+@dataclass
+class _Readings:
+    """The test rows' texts without a short first or last sentence (estimation/windows.py), as the estimator also
+    reads them: `owner[j]` is the test row reading j belongs to."""
+
+    embedded: _Embedded
+    owner: np.ndarray
+
+
+def _readings(test: _Embedded, embedder: Embedder, cache: Path | None) -> _Readings:
+    texts, prompts, owner = [], [], []
+    for i, response in enumerate(test.responses):
+        text = format_text(response, None, "response")
+        for a, b in without_short_sentences(text):
+            texts.append(text[a:b])
+            prompts.append(test.prompts[i])
+            owner.append(i)
+    rows = np.array(owner, dtype=int)
+    emb = embed_cached(embedder, texts, cache) if texts else np.zeros((0, test.response.shape[1]), np.float32)
+    return _Readings(_Embedded(test.ref, emb, test.prompt[rows], texts, prompts, test.model_id), rows)
+
+
 def _embed(ref: ReferenceSet, embedder: Embedder, cache: Path | None) -> _Embedded:
     return _Embedded(ref, embed_cached(embedder, [format_text(r.response, None, "response") for r in ref], cache),
                      embed_cached(embedder, [r.prompt for r in ref], cache), [r.response for r in ref],
@@ -99,9 +122,11 @@ def _embed_anchors(anchors: Sequence[tuple[str, str]], embedder: Embedder, reado
 
 def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_test: np.ndarray, *,
              readout: str, use_prompt: bool, k: int, tau: float,
-             top_k: TopK = exact_top_k, anchors: BenignAnchors | None = None) -> tuple[np.ndarray, ...]:
+             top_k: TopK = exact_top_k, anchors: BenignAnchors | None = None,
+             readings: _Readings | None = None) -> tuple[np.ndarray, ...]:
     """Fit `readout` on the training rows and read out the test rows, through the ReadOut protocol as the
-    estimator does (`top_k(queries, base, k)`: by default exact neighbours, what FAISS's flat index computes)."""
+    estimator does (`top_k(queries, base, k)`: by default exact neighbours, what FAISS's flat index computes);
+    a test row with `readings` is estimated as the worst of it and them, as the estimator takes the worst."""
     readout_cls = readout_class(readout)
     values = train.ref.value_matrix()[rows_train]
     kinds = np.array([train.ref.records[i].label_kind for i in rows_train])
@@ -110,13 +135,27 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
     fitted = readout_cls.fit(ReadOutFit(
         [train.ref.records[i].response for i in rows_train], [train.ref.records[i].prompt for i in rows_train],
         train.response[rows_train], train.prompt[rows_train], reference, model_id=train.model_id, anchors=anchors))
-    q = test.response[rows_test]
-    sims, idx = top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
     read_prompt = use_prompt and readout_cls.reads_prompt
-    out = read_out(fitted, ReadOutInput(
-        [test.responses[i] for i in rows_test], [test.prompts[i] if read_prompt else None for i in rows_test],
-        q, list(test.prompt[rows_test]) if read_prompt else [None] * len(rows_test), sims, idx, reference, k, tau))
-    return out.values, out.against, out.confidence
+
+    def read(emb: _Embedded, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        q = emb.response[rows]
+        sims, idx = top_k(q, train.response[rows_train], max(k, readout_cls.neighbours))
+        out = read_out(fitted, ReadOutInput(
+            [emb.responses[i] for i in rows], [emb.prompts[i] if read_prompt else None for i in rows],
+            q, list(emb.prompt[rows]) if read_prompt else [None] * len(rows), sims, idx, reference, k, tau))
+        return out.values, out.against, out.confidence
+
+    values, against, confidence = read(test, rows_test)
+    if readings is not None:
+        at = {int(r): i for i, r in enumerate(rows_test)}
+        mine = np.array([j for j, r in enumerate(readings.owner) if int(r) in at], dtype=int)
+        if len(mine):
+            r_values, r_against, r_confidence = read(readings.embedded, mine)
+            for j, owner in enumerate(readings.owner[mine]):
+                i = at[int(owner)]
+                if r_against[j].max() > against[i].max():
+                    values[i], against[i], confidence[i] = r_values[j], r_against[j], r_confidence[j]
+    return values, against, confidence
 
 
 def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 5, readout: str = "model",
@@ -132,6 +171,7 @@ def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 
     data = _embed(reference, embedder, cache)
     queries = _embed(reference, query_embedder, cache) if query_embedder is not None else data
     fit_anchors = _embed_anchors(anchors, embedder, readout, cache)
+    readings = _readings(queries, query_embedder or embedder, cache)
     n = len(reference)
     fold = group_folds([r.prompt for r in reference], folds, seed)
     values, against, conf = np.zeros((n, 10)), np.zeros((n, 10)), np.zeros(n)
@@ -139,7 +179,7 @@ def cross_validate(reference: ReferenceSet, embedder: Embedder, *, folds: int = 
         te, tr = np.where(fold == f)[0], np.where(fold != f)[0]
         values[te], against[te], conf[te] = _predict(data, queries, tr, te, readout=readout,
                                                      use_prompt=use_prompt, k=k, tau=tau, top_k=top_k,
-                                                     anchors=fit_anchors)
+                                                     anchors=fit_anchors, readings=readings)
     return HeldOut(reference.value_matrix(), np.array([r.label_kind for r in reference]), values, against, conf)
 
 
@@ -153,7 +193,8 @@ def held_out(reference: ReferenceSet, test: ReferenceSet, embedder: Embedder, *,
     train, tst = _embed(reference, embedder, cache), _embed(test, query_embedder or embedder, cache)
     values, against, conf = _predict(train, tst, np.arange(len(reference)), np.arange(len(test)), readout=readout,
                                      use_prompt=use_prompt, k=k, tau=tau, top_k=top_k,
-                                     anchors=_embed_anchors(anchors, embedder, readout, cache))
+                                     anchors=_embed_anchors(anchors, embedder, readout, cache),
+                                     readings=_readings(tst, query_embedder or embedder, cache))
     return HeldOut(test.value_matrix(), np.array([r.label_kind for r in test]), values, against, conf)
 
 
@@ -169,7 +210,8 @@ def estimate_unlabelled(reference: ReferenceSet, responses: list[str], prompts: 
     test = _Embedded(reference, resp, prm, list(responses), list(prompts))
     values, against, conf = _predict(train, test, np.arange(len(reference)), np.arange(len(responses)),
                                      readout=readout, use_prompt=use_prompt, k=k, tau=tau,
-                                     anchors=_embed_anchors(anchors, embedder, readout, cache))
+                                     anchors=_embed_anchors(anchors, embedder, readout, cache),
+                                     readings=_readings(test, embedder, cache))
     return HeldOut(np.zeros_like(values), np.array(["unlabelled"] * len(responses)), values, against, conf)
 
 

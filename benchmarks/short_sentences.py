@@ -1,16 +1,18 @@
-"""Measured, not shipped: read a response also without a short first or last sentence, the worst reading deciding
-(docs/quality.md, "Typographic punctuation", the closing paragraph).
+"""Each response read also without a short first or last sentence, the worst reading deciding
+(valueguard/estimation/windows.py; docs/quality.md, "Short sentences"): what it buys, and what it costs.
 
 A friendly opener that is not in valueguard/index/openers.py's list ("Good idea!") or a closing question ("Does
-that help?") pulls a violating answer towards the benign anchors. Here each text is read whole, and again without
-its first sentence and without its last one when that sentence has at most SHORT words (the views); the view with
-the highest P(against) stands for the text, as the estimator's worst window does for a long text.
+that help?") pulls a violating answer towards the benign anchors. The estimator and eval read each text whole, and
+again without its first sentence and without its last one when that sentence has at most SHORT_SENTENCE_WORDS
+words; the reading with the highest P(against) stands for the text, as the worst window does for a long text.
+"Before" is the text read whole only (the readings switched off, as the code before this change read it).
 
 Out of fold as benchmarks/openers.py: the pair read-out fitted on four of the five grouped folds (with the benign
-anchors), and the fifth fold's rows with a prompt read whole and as the worst view: the violating rows with
+anchors), and the fifth fold's rows with a prompt read whole and with the readings: the violating rows with
 unlisted openers and closers, and every row as it is (AP, and the default policy's intervene rate on the rows that
 violate nothing: the precision side). Then the 600 benign HH-RLHF turns through the default index's estimator
-(`make index`). About 4 minutes on the 2 cores.
+(`make index`): the policy's actions, and the guarded call's latency with and without the readings, alternated in
+random order in this one run. About 5 minutes on the 2 cores.
 
     VALUEGUARD_DATA_DIR=.valueguard .venv/bin/python benchmarks/short_sentences.py [--fold 0]
 """
@@ -18,15 +20,23 @@ violate nothing: the precision side). Then the 600 benign HH-RLHF turns through 
 from __future__ import annotations
 
 import argparse
-import re
+import random
+import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from unittest import mock
 
 import numpy as np
 
-from valueguard import ValueEstimator
+import valueguard.estimation.windows as windows_module
+import valueguard.quality.heldout as heldout_module
+from valueguard import ValueEstimator, ValueGuard
 from valueguard.config import data_dir
 from valueguard.embedders.sentence_transformers import SentenceTransformerEmbedder
 from valueguard.estimation.folds import group_folds
+from valueguard.estimation.windows import SHORT_SENTENCE_WORDS, without_short_sentences
+from valueguard.index.manifest import format_text
 from valueguard.policy.actions import FLAGGING
 from valueguard.policy.model import Policy
 from valueguard.quality.compare import policy_actions
@@ -36,23 +46,22 @@ from valueguard.reference import ReferenceSet, fulcra_files
 from valueguard.reference.benign import BENIGN_FILE, benign_test_turns, default_anchor_turns
 from valueguard.values.polarity import violated_rows
 
-SHORT = 6  # words: "That's a great plan." is 4, "Is there anything else I can help you with?" is 9
 OPENERS = ("Good idea! ", "Great idea! ", "That's a great plan. ")  # none in openers.py's list
 CLOSERS = (" Does that help?", " Hope this helps!", " Would you like more details?", " What else do you need?")
-_FIRST = re.compile(r"^\s*([^.!?\n]{1,80}?[.!?]+)\s+(?=\S)")
-_LAST = re.compile(r"(?<=[.!?])\s+([^.!?\n]{1,80}?[.!?]+)\s*$")
+
+
+@contextmanager
+def whole_only() -> Iterator[None]:
+    """The estimator and eval as before the readings: every text read whole (windows for a long one)."""
+    with mock.patch.object(windows_module, "without_short_sentences", lambda text: []), \
+            mock.patch.object(heldout_module, "without_short_sentences", lambda text: []):
+        yield
 
 
 def views(text: str) -> list[str]:
-    """`text`, then `text` without a short first sentence and without a short last one, where it has them."""
-    out = [text]
-    first = _FIRST.match(text)
-    if first and len(first.group(1).split()) <= SHORT and re.search(r"\w", text[first.end():]):
-        out.append(text[first.end():])
-    last = _LAST.search(text)
-    if last and len(last.group(1).split()) <= SHORT and re.search(r"\w", text[:last.start()]):
-        out.append(text[:last.start()])
-    return out
+    """`text`, then what the estimator also reads of it: without a short first or last sentence, where it has one."""
+    plain = format_text(text, None, "response")
+    return [text] + [plain[a:b] for a, b in without_short_sentences(plain)]
 
 
 def worst(h: HeldOut, groups: list[list[int]]) -> tuple[HeldOut, HeldOut]:
@@ -92,12 +101,13 @@ def main() -> None:
                 records.append(ref.records[i].model_copy(update={"id": f"{ref.records[i].id}#{v}.{j}",
                                                                  "response": view}))
             groups[-1].append(rows)
-    h = held_out(train, ReferenceSet(records), SentenceTransformerEmbedder(), readout="pair",
-                 anchors=default_anchor_turns(data_dir()))
+    with whole_only():  # the views are the readings, each read once
+        h = held_out(train, ReferenceSet(records), SentenceTransformerEmbedder(), readout="pair",
+                     anchors=default_anchor_turns(data_dir()))
     assert len(h.kinds) == len(records)
     print(f"fold {args.fold}: {len(test)} rows with a prompt ({len(bad)} violating), read out of fold by the pair "
           f"read-out ({len(train)} training rows); default policy {policy.version}; views: the text, and without "
-          f"a first or last sentence of at most {SHORT} words")
+          f"a first or last sentence of at most {SHORT_SENTENCE_WORDS} words")
     print("| rows | with a view | AP, whole / worst view | intervened on violating rows | intervened on the rest |\n"
           "|---|---|---|---|---|")
     for (name, _), g in zip(variants, groups):
@@ -113,11 +123,12 @@ def main() -> None:
         ap = (f"{average_precision(y, whole.violation):.3f} / {average_precision(y, worst_view.violation):.3f}"
               if (~y).any() else "-")
         print(f"| {name} ({len(g)}) | {np.mean([len(x) > 1 for x in g]):.0%} | {ap} | {cells[0]} | {cells[1]} |")
-    estimator = ValueEstimator.default()
+    estimator = ValueEstimator.default(cache_size=0)
     turns = benign_test_turns(data_dir() / BENIGN_FILE)
     texts = [views(r) for r, _ in turns]
     flat = [(v, p) for (_, p), vs in zip(turns, texts) for v in vs]
-    est = estimator.estimate_batch([v for v, _ in flat], [p for _, p in flat])
+    with whole_only():
+        est = estimator.estimate_batch([v for v, _ in flat], [p for _, p in flat])
     at, whole_acts, worst_acts = 0, [], []
     for vs in texts:
         group = est[at:at + len(vs)]
@@ -125,10 +136,37 @@ def main() -> None:
         for e, acts in ((group[0], whole_acts), (max(group, key=lambda x: x.violation), worst_acts)):
             acts.append(policy.evaluate(e.values, e.confidence, e.against).action)
     rates = [(np.isin(a, FLAGGING).mean(), np.isin(a, ["log"]).mean()) for a in (whole_acts, worst_acts)]
-    print(f"benign HH-RLHF turns ({len(turns)}, the default index; {np.mean([len(v) > 1 for v in texts]):.0%} "
+    has_view = [len(v) > 1 for v in texts]
+    print(f"benign HH-RLHF turns ({len(turns)}, the default index; {np.mean(has_view):.0%} "
           f"with a view): intervened {rates[0][0]:.1%} / {rates[1][0]:.1%}, logged {rates[0][1]:.1%} / "
           f"{rates[1][1]:.1%} (whole / worst view)")
+    print_cost(ValueGuard.from_policy(policy, estimator=estimator), turns, has_view)
     print(f"({time.perf_counter() - start:.0f} s)")
+
+
+def print_cost(guard: ValueGuard, turns: list[tuple[str, str | None]], has_view: list[bool], repeats: int = 3) -> None:
+    """p50 / mean of the guarded call (estimator cache off) on every benign turn with its prompt, whole only against
+    with the readings, the two alternated in random order so that the machine's load falls on both alike."""
+    guard.check("Warm up.", prompt="Hello?")
+    rng = random.Random(0)
+    times: dict[str, list[float]] = {"whole": [], "readings": []}
+    for _ in range(repeats):
+        for response, prompt in turns:
+            order = ["whole", "readings"]
+            rng.shuffle(order)
+            for name in order:
+                with whole_only() if name == "whole" else nullcontext():
+                    t = time.perf_counter()
+                    guard.check(response, prompt=prompt)
+                    times[name].append(time.perf_counter() - t)
+    mask = has_view * repeats
+    print(f"\nguarded call, default policy, with the prompt ({repeats} x {len(turns)} benign turns, "
+          f"{sum(has_view)} with a view): ms, whole only / with the readings")
+    print("| turns | p50 | mean |\n|---|---|---|")
+    for label, keep in (("all", [True] * len(mask)), ("with a view", mask), ("without", [not m for m in mask])):
+        a, b = ([1000 * t for t, k in zip(times[n], keep) if k] for n in ("whole", "readings"))
+        print(f"| {label} | {statistics.median(a):.2f} / {statistics.median(b):.2f} | "
+              f"{statistics.mean(a):.2f} / {statistics.mean(b):.2f} |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import pytest
 
-from valueguard.estimation.windows import reading_spans, text_windows, without_short_sentences
+from valueguard.estimation.windows import (WINDOW_CHARS, reading_spans, sample_spans, text_windows,
+                                          without_short_sentences)
 
 SENTENCE = "The quick brown fox jumps over the lazy dog. "
 
@@ -55,3 +56,27 @@ def test_a_long_text_is_read_as_windows_then_without_its_short_first_and_last_se
     # Only the first window loses the opener, only the last the closer: each cut stays within one window.
     assert first == (len("Good idea! "), windows[0][1])
     assert last == (windows[-1][0], len(text) - len(" Does that help?"))
+
+
+@pytest.mark.parametrize("opener, closer, cuts", [
+    # A sampled text keeps the cuts at its own ends, in its head's first window and its tail's last one.
+    ("Good idea! ", " Does that help?", 2),
+    # Without a short sentence at either end, the sampled pieces are all it reads: no piece's mid-sentence start or
+    # end is taken for a short sentence.
+    ("", "", 0),
+])
+def test_past_max_chars_only_the_sampled_pieces_and_the_texts_own_ends_are_read(opener, closer, cuts):
+    # Short sentences all through the middle ("Stop."), long ones at the ends unless the row adds one.
+    text = (opener + "This answer opens with a sentence of many words. "
+            + "Stop. Mix the powder into the meat and leave it by the fence. " * 2_000
+            + "This answer closes with a sentence of many words." + closer)
+    max_chars = 20_000
+    spans = reading_spans(text, max_chars)
+    windows = [(a + x, a + y) for a, b in sample_spans(len(text), max_chars) for x, y in text_windows(text[a:b])]
+    assert spans[:len(windows)] == windows and len(spans) == len(windows) + cuts
+    # Bounded: every reading lies in a sampled piece, and the cuts add at most two windows.
+    pieces = sample_spans(len(text), max_chars)
+    assert all(any(pa <= a < b <= pb for pa, pb in pieces) for a, b in spans)
+    assert all(b - a <= WINDOW_CHARS for a, b in spans[len(windows):])
+    if cuts:
+        assert spans[-2] == (len(opener), windows[0][1]) and spans[-1] == (windows[-1][0], len(text) - len(closer))

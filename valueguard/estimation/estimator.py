@@ -50,6 +50,10 @@ def read_out(readout: ReadOut, data: ReadOutInput) -> ReadOutResult:
     return ReadOutResult(sims, idx, weights, confidence, np.clip(values, -1.0, 1.0), p.against)
 
 
+# An estimate's cache key: the text as read, the prompt when the read-out reads it, max_chars when it sampled the text.
+_Key = tuple[str, str | None, int | None]
+
+
 class ValueEstimator:
     """Estimates value vectors of responses from an index: embed, search, read out (the index's ReadOut)."""
 
@@ -64,8 +68,9 @@ class ValueEstimator:
         # A read-out that reads prompts gets them; the dialogue text form has the prompt in the embedded text.
         self.readout = index.readout
         self.reads_prompt = type(self.readout).reads_prompt and index.text_form == "response"
-        # Keyed by the embedded text (and prompt, when read): k, tau and the index are fixed for this estimator.
-        self._cache: OrderedDict[tuple[str, str | None], Estimate] = OrderedDict()
+        # Keyed by the embedded text (and prompt, when read, and max_chars, when it sampled the text): k, tau and the
+        # index are fixed for this estimator.
+        self._cache: OrderedDict[_Key, Estimate] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
 
@@ -86,26 +91,31 @@ class ValueEstimator:
         """The estimator over the default index (built by `valueguard index build`)."""
         return cls.from_index(default_index_dir(), **kwargs)
 
-    def estimate(self, response: str, prompt: str | None = None) -> Estimate:
-        return self.estimate_batch([response], [prompt])[0]
+    def estimate(self, response: str, prompt: str | None = None, *, max_chars: int | None = None) -> Estimate:
+        return self.estimate_batch([response], [prompt], max_chars=max_chars)[0]
 
-    def estimate_batch(self, responses: Sequence[str], prompts: Sequence[str | None] | None = None) -> list[Estimate]:
+    def estimate_batch(self, responses: Sequence[str], prompts: Sequence[str | None] | None = None, *,
+                       max_chars: int | None = None) -> list[Estimate]:
+        """`max_chars`: of a longer text read only about this many characters, its head, its tail and evenly spaced
+        windows between them (windows.sample_spans), so that one estimate's cost stays bounded."""
         if prompts is None:
             prompts = [None] * len(responses)
         if len(prompts) != len(responses):
             raise ValueError("prompts and responses must have the same length")
-        keys = [(format_text(r, p, self.index.text_form), (p or None) if self.reads_prompt else None)
-                for r, p in zip(responses, prompts)]
+        texts = [format_text(r, p, self.index.text_form) for r, p in zip(responses, prompts)]
+        keys = [(t, (p or None) if self.reads_prompt else None,
+                 max_chars if max_chars is not None and len(t) > max_chars else None)
+                for t, p in zip(texts, prompts)]
         found = self._cached(keys)
         missing = list(dict.fromkeys(k for k in keys if k not in found))  # each distinct text embedded once
         # A long text is read as windows and the worst window decides (README, "Long responses"): truncation
         # would check only its first ~1,000 characters. A short first or last sentence is read away too, the worst
         # reading deciding (windows.py).
-        spans = [reading_spans(t) for t, _ in missing]
-        pieces = [(t[a:b], p) for (t, p), ss in zip(missing, spans) for a, b in ss]
+        spans = [reading_spans(t, cap) for t, _, cap in missing]
+        pieces = [(t[a:b], p) for (t, p, _), ss in zip(missing, spans) for a, b in ss]
         # Prompts get their own embed call: in one call with the response, the ONNX backend would run the two
         # side by side on one core each, and a long response takes 21 ms on one core against 12.5 ms on two.
-        distinct = [p for p in dict.fromkeys(p for _, p in missing) if p]
+        distinct = [p for p in dict.fromkeys(p for _, p, _ in missing) if p]
         prompt_emb = dict(zip(distinct, self.embedder.embed(distinct))) if distinct else {}
         estimates: list[Estimate] = []
         for start in range(0, len(pieces), self.batch_size):
@@ -125,7 +135,7 @@ class ValueEstimator:
         self._remember({k: found[k] for k in missing})
         return [found[k] for k in keys]
 
-    def _cached(self, keys: Sequence[tuple[str, str | None]]) -> dict[tuple[str, str | None], Estimate]:
+    def _cached(self, keys: Sequence[_Key]) -> dict[_Key, Estimate]:
         if not self._cache_size:
             return {}
         with self._cache_lock:
@@ -134,7 +144,7 @@ class ValueEstimator:
                 self._cache.move_to_end(t)
         return hits
 
-    def _remember(self, estimates: dict[tuple[str, str | None], Estimate]) -> None:
+    def _remember(self, estimates: dict[_Key, Estimate]) -> None:
         if not self._cache_size:
             return
         with self._cache_lock:

@@ -58,16 +58,17 @@ def without_short_sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def reading_spans(text: str) -> list[tuple[int, int]]:
+def reading_spans(text: str, max_chars: int | None = None) -> list[tuple[int, int]]:
     """The spans the estimator reads of `text`: its windows, then the first window without a short first sentence
-    and the last window without a short last one (without_short_sentences)."""
-    spans = text_windows(text)
-    first_end, last_start = spans[0][1], spans[-1][0]
-    for a, b in without_short_sentences(text):
-        cut = (a, first_end) if a else (last_start, b)
-        if cut[0] < cut[1]:
-            spans.append(cut)
-    return spans
+    and the last window without a short last one (without_short_sentences). Past `max_chars`, the windows of the
+    pieces sample_spans picks; the first and last pieces are the text's head and tail, so the same cuts apply."""
+    pieces = sample_spans(len(text), max_chars) if max_chars is not None and len(text) > max_chars else [(0, len(text))]
+    spans = [(a + x, a + y) for a, b in pieces for x, y in text_windows(text[a:b])]
+    (first_start, first_end), (last_start, last_end) = spans[0], spans[-1]
+    # Only a cut at the text's own ends: a sampled piece starts and stops mid-sentence.
+    cuts = [(first_start + a, first_start + b) for a, b in without_short_sentences(text[first_start:first_end]) if a]
+    cuts += [(last_start + a, last_start + b) for a, b in without_short_sentences(text[last_start:last_end]) if not a]
+    return spans + [(a, b) for a, b in cuts if a < b]
 
 
 # A response longer than a policy's `max_chars` is sampled, so the cost of one check stays bounded

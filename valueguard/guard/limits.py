@@ -78,20 +78,15 @@ def estimate_bounded(estimator: ValueEstimator, response: str, prompt: str | Non
                      max_chars: int) -> tuple[Estimate, str | None]:
     """The estimate of a response, reading at most `max_chars` of it; and, when it was longer, a note saying what
     was read. Beyond max_chars: the head, the tail and evenly spaced windows between them (windows.sample_spans),
-    estimated in one batch; the piece most likely to work against a value decides, as between windows."""
+    estimated in one batch; the window most likely to work against a value decides (ValueEstimator.estimate)."""
     prompt_note = None
     if prompt is not None and len(prompt) > max_chars:
         prompt, prompt_note = prompt[:max_chars], f"prompt cut to its first {max_chars:,} characters"
+    estimate = estimator.estimate(response, prompt, max_chars=max_chars)
     if len(response) <= max_chars:
-        return estimator.estimate(response, prompt), prompt_note
+        return estimate, prompt_note
     spans = sample_spans(len(response), max_chars)
-    pieces = estimator.estimate_batch([response[a:b] for a, b in spans], [prompt] * len(spans))
-    worst = max(range(len(spans)), key=lambda i: pieces[i].violation)
-    a, b = spans[worst]
-    inner = pieces[worst].window
-    window = [a + inner[0], a + inner[1]] if inner and estimator.index.text_form == "response" else [a, b]
-    windows = sum(p.windows for p in pieces)
     note = (f"response of {len(response):,} characters is over max_chars ({max_chars:,}): read its first "
             f"{spans[0][1]:,} and last {spans[-1][1] - spans[-1][0]:,} characters and {len(spans) - 2} evenly "
             f"spaced windows between") + (f"; {prompt_note}" if prompt_note else "")
-    return pieces[worst].model_copy(update={"window": window, "windows": windows}), note
+    return estimate, note

@@ -14,7 +14,7 @@ violate nothing: the precision side). Then the 600 benign HH-RLHF turns through 
 (`make index`): the policy's actions, and the guarded call's latency with and without the readings, alternated in
 random order in this one run. About 5 minutes on the 2 cores.
 
-    VALUEGUARD_DATA_DIR=.valueguard .venv/bin/python benchmarks/short_sentences.py [--fold 0]
+    VALUEGUARD_DATA_DIR=.valueguard .venv/bin/python benchmarks/short_sentences.py [--fold 0] [--words 6] [--no-cost]
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ from valueguard.reference import ReferenceSet, fulcra_files
 from valueguard.reference.benign import BENIGN_FILE, benign_test_turns, default_anchor_turns
 from valueguard.values.polarity import violated_rows
 
-OPENERS = ("Good idea! ", "Great idea! ", "That's a great plan. ")  # none in openers.py's list
-CLOSERS = (" Does that help?", " Hope this helps!", " Would you like more details?", " What else do you need?")
+# None in openers.py's list; the last of each is longer than SHORT_SENTENCE_WORDS (6), to measure another limit.
+OPENERS = ("Good idea! ", "Great idea! ", "That's a great plan. ", "That sounds like a fun project to try! ")
+CLOSERS = (" Does that help?", " Hope this helps!", " Would you like more details?", " What else do you need?",
+           " Let me know if you have any other questions!", " Is there anything else I can help you with?")
 
 
 @contextmanager
@@ -78,7 +80,11 @@ def worst(h: HeldOut, groups: list[list[int]]) -> tuple[HeldOut, HeldOut]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fold", type=int, default=0, help="the grouped fold (0-4) that is read")
+    parser.add_argument("--words", type=int, default=SHORT_SENTENCE_WORDS,
+                        help="the longest sentence read away, in words (the shipped limit by default)")
+    parser.add_argument("--no-cost", action="store_true", help="skip timing the guarded call")
     args = parser.parse_args()
+    windows_module.SHORT_SENTENCE_WORDS = args.words  # without_short_sentences reads it on each call
     start = time.perf_counter()
     policy = Policy.load("default")
     ref = ReferenceSet.from_files(fulcra_files(data_dir()))
@@ -107,7 +113,7 @@ def main() -> None:
     assert len(h.kinds) == len(records)
     print(f"fold {args.fold}: {len(test)} rows with a prompt ({len(bad)} violating), read out of fold by the pair "
           f"read-out ({len(train)} training rows); default policy {policy.version}; views: the text, and without "
-          f"a first or last sentence of at most {SHORT_SENTENCE_WORDS} words")
+          f"a first or last sentence of at most {args.words} words")
     print("| rows | with a view | AP, whole / worst view | intervened on violating rows | intervened on the rest |\n"
           "|---|---|---|---|---|")
     for (name, _), g in zip(variants, groups):
@@ -140,7 +146,8 @@ def main() -> None:
     print(f"benign HH-RLHF turns ({len(turns)}, the default index; {np.mean(has_view):.0%} "
           f"with a view): intervened {rates[0][0]:.1%} / {rates[1][0]:.1%}, logged {rates[0][1]:.1%} / "
           f"{rates[1][1]:.1%} (whole / worst view)")
-    print_cost(ValueGuard.from_policy(policy, estimator=estimator), turns, has_view)
+    if not args.no_cost:
+        print_cost(ValueGuard.from_policy(policy, estimator=estimator), turns, has_view)
     print(f"({time.perf_counter() - start:.0f} s)")
 
 

@@ -148,7 +148,7 @@ def _predict(train: _Embedded, test: _Embedded, rows_train: np.ndarray, rows_tes
     values, against, confidence = read(test, rows_test)
     if readings is not None:
         at = {int(r): i for i, r in enumerate(rows_test)}
-        mine = np.array([j for j, r in enumerate(readings.owner) if int(r) in at], dtype=int)
+        mine = np.flatnonzero(np.isin(readings.owner, rows_test))
         if len(mine):
             r_values, r_against, r_confidence = read(readings.embedded, mine)
             for j, owner in enumerate(readings.owner[mine]):
